@@ -1,0 +1,79 @@
+"""gcomp: PyTorch-style eager tensors and autograd, traced into a typed IR and compiled through
+JAX to XLA.
+
+``import gcomp as torch`` gives PyTorch's names for tensors, math, autograd and dtypes;
+``gcomp.compile(fn)`` turns a function (a whole training step included) into one executable.
+"""
+
+from __future__ import annotations
+
+from . import lowering as _lowering  # noqa: F401  (enables jax x64 before anything runs)
+from .frontend import methods as _methods  # noqa: F401  (attaches Tensor methods)
+from .frontend.autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,
+                                set_grad_enabled, value_and_grad)
+from .frontend.autograd import grad_of as grad
+from .frontend.creation import (Generator, arange, as_tensor, bernoulli, default_generator, empty,
+                                empty_like, eye, from_numpy, full, full_like, linspace,
+                                manual_seed, ones, ones_like, rand, rand_like, randint,
+                                randint_like, randn, randn_like, seed, tensor, zeros, zeros_like)
+from .frontend.device import device
+from .frontend.ops import (abs, add, all, allclose, amax, amin, any, argmax, argmin, atan2,
+                           bitwise_and, bitwise_not, bitwise_or, bitwise_xor, bmm, ceil, clamp,
+                           clip, cos, cumsum, div, divide, dot, einsum, eq, equal, erf, erfinv,
+                           exp, exp2, expm1, floor, floor_divide, fmod, ge, greater, gt, isclose,
+                           isfinite, isinf, isnan, le, lerp, less, log, log1p, log2, log10,
+                           log_softmax, logical_and, logical_not, logical_or, logical_xor,
+                           logsumexp, lt, matmul, max, maximum, mean, min, minimum, mm, mul,
+                           multiply, mv, ne, neg, negative, norm, outer, pow, prod, reciprocal,
+                           relu, remainder, round, rsqrt, sigmoid, sign, sin, softmax, sqrt,
+                           square, std, sub, subtract, sum, tan, tanh, true_divide, trunc, var,
+                           where)
+from .frontend.shape_ops import (broadcast_to, cat, chunk, concat, concatenate, expand, flatten,
+                                 flip, gather, index_select, masked_select, narrow, nonzero,
+                                 permute, repeat, reshape, roll, split, squeeze, stack, swapaxes,
+                                 t, take, take_along_dim, transpose, tril, triu, unbind, unflatten,
+                                 unsqueeze)
+from .frontend.tensor import Size, Tensor, TracedValueError
+from .ir.errors import GcompError, IRParseError, IRVerifyError, ShapeError
+from .ir.types import DType, bfloat16, float16, float32, float64, int32, int64, uint8, uint32
+from .ir.types import bool_ as bool  # noqa: A001 - torch.bool
+from .runtime.compiled import CompiledFunction, compile  # noqa: A004
+from .runtime.log import configure as _configure_log
+
+from . import autograd, cuda, ir  # noqa: E402
+
+half, float, double, long, int = float16, float32, float64, int64, int32  # noqa: A001
+dtype = DType
+__version__ = "0.1.0"
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def numel(t) -> int:
+    return t.numel()
+
+
+def get_default_dtype():
+    return float32
+
+
+def promote_types(a, b):
+    from .ir.types import promote_types as _p
+
+    return _p(a, b)
+
+
+def result_type(a, b):
+    from .frontend.ops import _operand_info
+    from .ir.types import result_type as _r
+
+    return _r(_operand_info(a), _operand_info(b))
+
+
+def clone(t):
+    return t.clone()
+
+
+_configure_log()

@@ -1,0 +1,126 @@
+"""VJP rules of the elementwise family."""
+
+from __future__ import annotations
+
+import math
+
+from ..core import prims as P
+from . import defvjp
+
+
+def _c(x, v):
+    return P.scalar_like(x, v)
+
+
+def unary(name):
+    def deco(f):
+        def rule(cts, inputs, outputs):
+            return [f(cts[0], inputs[0], outputs[0])]
+
+        defvjp(name)(rule)
+        return f
+
+    return deco
+
+
+unary("neg")(lambda g, x, y: P.neg(g))
+unary("abs")(lambda g, x, y: P.mul(g, P.sign(x)))
+unary("exp")(lambda g, x, y: P.mul(g, y))
+unary("expm1")(lambda g, x, y: P.mul(g, P.add(y, _c(y, 1.0))))
+unary("log")(lambda g, x, y: P.div(g, x))
+unary("log1p")(lambda g, x, y: P.div(g, P.add(x, _c(x, 1.0))))
+unary("sqrt")(lambda g, x, y: P.div(g, P.mul(y, _c(y, 2.0))))
+unary("rsqrt")(lambda g, x, y: P.mul(P.mul(g, _c(y, -0.5)), P.div(y, x)))
+unary("sin")(lambda g, x, y: P.mul(g, P.cos(x)))
+unary("cos")(lambda g, x, y: P.neg(P.mul(g, P.sin(x))))
+unary("tan")(lambda g, x, y: P.mul(g, P.add(_c(y, 1.0), P.mul(y, y))))
+unary("tanh")(lambda g, x, y: P.mul(g, P.sub(_c(y, 1.0), P.mul(y, y))))
+unary("logistic")(lambda g, x, y: P.mul(g, P.mul(y, P.sub(_c(y, 1.0), y))))
+unary("erf")(lambda g, x, y: P.mul(g, P.mul(_c(x, 2.0 / math.sqrt(math.pi)),
+                                            P.exp(P.neg(P.mul(x, x))))))
+unary("erf_inv")(lambda g, x, y: P.mul(g, P.mul(_c(y, math.sqrt(math.pi) / 2.0),
+                                                P.exp(P.mul(y, y)))))
+
+
+@defvjp("stop_gradient")
+def _stop_gradient(cts, inputs, outputs):
+    return [None]
+
+
+@defvjp("add")
+def _add(cts, inputs, outputs):
+    return [cts[0], cts[0]]
+
+
+@defvjp("sub")
+def _sub(cts, inputs, outputs):
+    return [cts[0], P.neg(cts[0])]
+
+
+@defvjp("mul")
+def _mul(cts, inputs, outputs):
+    (g,), (x, y) = cts, inputs
+    return [P.mul(g, y), P.mul(g, x)]
+
+
+@defvjp("div")
+def _div(cts, inputs, outputs):
+    (g,), (x, y), (out,) = cts, inputs, outputs
+    gx = P.div(g, y)
+    return [gx, P.neg(P.mul(gx, out))]
+
+
+@defvjp("pow")
+def _pow(cts, inputs, outputs):
+    """torch's pow_backward: d/dx = y x^(y-1) (0 where y == 0); d/dy = out log x (0 where x == 0
+    and y >= 0)."""
+    (g,), (x, y), (out,) = cts, inputs, outputs
+    zero = _c(x, 0.0)
+    gx = P.mul(g, P.mul(y, P.pow(x, P.sub(y, _c(y, 1.0)))))
+    gx = P.select(P.eq(y, zero), zero, gx)
+    gy = P.mul(g, P.mul(out, P.log(x)))
+    gy = P.select(P.logical_and(P.eq(x, zero), P.ge(y, zero)), zero, gy)
+    return [gx, gy]
+
+
+def _minmax(pick):
+    def rule(cts, inputs, outputs):
+        """Ties split the gradient in half, as torch.maximum/minimum do."""
+        (g,), (x, y) = cts, inputs
+        half, one, zero = _c(g, 0.5), _c(g, 1.0), _c(g, 0.0)
+        wins = P.select(P.eq(x, y), half, P.select(pick(x, y), one, zero))
+        return [P.mul(g, wins), P.mul(g, P.sub(one, wins))]
+
+    return rule
+
+
+defvjp("maximum")(_minmax(P.gt))
+defvjp("minimum")(_minmax(P.lt))
+
+
+@defvjp("remainder")
+def _remainder(cts, inputs, outputs):
+    (g,), (x, y) = cts, inputs
+    return [g, P.neg(P.mul(g, P.floor_divide(x, y)))]
+
+
+@defvjp("atan2")
+def _atan2(cts, inputs, outputs):
+    (g,), (y, x) = cts, inputs
+    denom = P.add(P.mul(x, x), P.mul(y, y))
+    return [P.mul(g, P.div(x, denom)), P.neg(P.mul(g, P.div(y, denom)))]
+
+
+@defvjp("select")
+def _select(cts, inputs, outputs):
+    (g,), (pred, a, b) = cts, inputs
+    zero = P.zeros_like(g)
+    return [None, P.select(pred, g, zero), P.select(pred, zero, g)]
+
+
+@defvjp("cast")
+def _cast(cts, inputs, outputs, dtype):
+    (g,), (x,) = cts, inputs
+    if not x._type.dtype.is_floating_point:
+        return [None]
+    return [P.cast(g, dtype=x._type.dtype)]

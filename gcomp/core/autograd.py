@@ -1,0 +1,126 @@
+"""The one reverse walk (DESIGN.md rule 3), used by eager ``backward()`` and the autodiff pass.
+
+Nodes are anything with ``op``, ``attrs``, ``inputs``, ``outputs`` (tensors the VJP rules read),
+``input_keys`` (each input's autograd edge, or None) and ``output_keys``. Eager autograd makes
+TapeNodes as ops run; the autodiff pass makes equivalent nodes from IR nodes. Both then call
+:func:`backprop`, which calls the same VJP rules through the same dispatcher.
+"""
+
+from __future__ import annotations
+
+from ..ir.errors import GcompError
+from . import dispatch
+
+
+class TapeNode:
+    """One recorded op: snapshots of its inputs and outputs (Note [Tape snapshots])."""
+
+    __slots__ = ("op", "attrs", "inputs", "outputs", "input_keys", "output_keys", "custom",
+                 "__weakref__")
+
+    def __init__(self, op, attrs, inputs, outputs, input_keys, output_keys, custom=None):
+        self.custom = custom  # a VJP callable of its own (autograd.Function, compiled calls)
+        self.op = op
+        self.attrs = attrs
+        self.inputs = inputs
+        self.outputs = outputs
+        self.input_keys = input_keys
+        self.output_keys = output_keys
+
+    def __repr__(self):
+        return f"<TapeNode {self.op}>"
+
+
+def record(op, attrs, inputs, outs) -> None:
+    """Tape ``op`` if it is differentiable: its float outputs then require grad."""
+    from ..ir.ops import OPS
+
+    if not OPS[op].differentiable:
+        return
+    interp = dispatch.Mode.stack[-1]
+    if isinstance(interp, dispatch.TraceInterpreter):  # snapshot what the trace sees
+        snaps = [t._snapshot(interp.value_of(t)) for t in inputs]
+    else:
+        snaps = [t._snapshot() for t in inputs]
+    node = TapeNode(op, attrs, snaps, None, [t._edge() for t in inputs], None)
+    node.output_keys = [(node, i) for i in range(len(outs))]
+    for i, o in enumerate(outs):
+        if o._type.dtype.is_floating_point:
+            o.requires_grad = True
+            o._grad_fn = node
+            o._out_index = i
+    node.outputs = [o._snapshot() for o in outs]
+
+
+def _producer(key):
+    return key[0] if isinstance(key, tuple) else None
+
+
+def backprop(seeds, targets=None, producer=_producer, accumulate=None):
+    """Reverse-mode accumulation from ``seeds`` ({key: cotangent}) back through the nodes.
+
+    Returns {key: cotangent} for each key in ``targets`` (every leaf reached when None). When
+    ``accumulate`` is given it is called as accumulate(key, cotangent) for each leaf key instead.
+    """
+    from ..autodiff import vjp_rule
+
+    # Topological order of the nodes reachable from the seeds (iterative DFS, post-order).
+    order, seen = [], set()
+    for key in seeds:
+        root = producer(key)
+        if root is None or id(root) in seen:
+            continue
+        stack = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            for k in node.input_keys:
+                p = producer(k) if k is not None else None
+                if p is not None and id(p) not in seen:
+                    stack.append((p, False))
+    # Prune to nodes on a path to a target.
+    if targets is not None:
+        targets = set(targets)
+        useful: set[int] = set()
+        for node in order:  # inputs come before their users in `order`
+            if any(k is not None and (k in targets or id(producer(k)) in useful)
+                   for k in node.input_keys if k is not None):
+                useful.add(id(node))
+        order = [n for n in order if id(n) in useful]
+
+    cts: dict = {}
+
+    def add(key, ct):
+        prev = cts.get(key)
+        cts[key] = ct if prev is None else dispatch.bind("add", prev, ct)
+
+    for key, ct in seeds.items():
+        add(key, ct)
+    for node in reversed(order):
+        out_cts = [cts.get(k) if targets is not None and k in targets else cts.pop(k, None)
+                   for k in node.output_keys]
+        if all(c is None for c in out_cts):
+            continue
+        rule = getattr(node, "custom", None) or vjp_rule(node.op)
+        in_cts = rule(out_cts, node.inputs, node.outputs, **node.attrs)
+        for k, ct, x in zip(node.input_keys, in_cts, node.inputs):
+            if k is None or ct is None:
+                continue
+            if ct._type != x._type:
+                raise GcompError(f"internal: the VJP of {node.op} gave {ct._type} for an input of "
+                                 f"type {x._type}")
+            add(k, ct)
+    if targets is None:
+        result = {k: v for k, v in cts.items() if producer(k) is None}
+    else:
+        result = {k: cts[k] for k in targets if k in cts}
+    if accumulate is not None:
+        for k, v in result.items():
+            accumulate(k, v)
+    return result

@@ -1,0 +1,215 @@
+"""The one dispatcher (DESIGN.md rule 2).
+
+Every op, from user code, composite functions and VJP rules alike, goes through :func:`bind`.
+``bind`` asks the current interpreter to compute the op (eager: the op's cached, jitted lowering
+rule on jax arrays) or to record it (tracing: append a Node to the graph), then records a tape
+node when gradients are wanted, in both modes the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..ir import ops as _ops
+from ..ir.errors import GcompError, ShapeError
+from ..ir.graph import Graph, Value
+from ..ir.types import TensorType
+from ..lowering import jitted
+from .tensor import Storage, TensorBase
+
+
+class Mode:
+    """Process-wide switches: gradient recording and the interpreter stack."""
+
+    grad_enabled: bool = True
+    stack: list = []  # interpreters; the eager one is at the bottom
+    tensor_class: type = TensorBase  # set by the front end to its Tensor
+
+
+def current():
+    return Mode.stack[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Source locations: the first frame outside gcomp's own files.
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def user_frame():
+    f = sys._getframe(1)
+    while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
+        f = f.f_back
+    return f
+
+
+def user_location() -> str | None:
+    f = user_frame()
+    if f is None:
+        return None
+    return f"{os.path.basename(f.f_code.co_filename)}:{f.f_lineno}"
+
+
+def user_error(cls, message: str):
+    """An error whose message starts with the user's file and line."""
+    f = user_frame()
+    if f is not None:
+        message = f"{f.f_code.co_filename}:{f.f_lineno}: {message}"
+    return cls(message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Interpreters
+
+class EagerInterpreter:
+    """Runs each op now with its jitted lowering rule."""
+
+    def __init__(self):
+        self.type_cache: dict = {}
+
+    def apply(self, op, inputs, attrs, akey):
+        arrays = []
+        for t in inputs:
+            d = t._storage.data
+            if isinstance(d, Value):
+                raise user_error(GcompError, f"{op}: a traced tensor from a gcomp.compile trace was "
+                                 "used outside it; return it from the compiled function instead")
+            arrays.append(d)
+        in_types = tuple(t._type for t in inputs)
+        key = (op, akey, in_types)
+        out_types = self.type_cache.get(key)
+        if out_types is None:
+            try:
+                out_types = _ops.infer_types(op, list(in_types), attrs)
+            except ShapeError as e:
+                raise user_error(ShapeError, str(e)) from None
+            self.type_cache[key] = out_types
+        res = jitted(op, akey)(*arrays)
+        if len(out_types) == 1:
+            res = (res,)
+        cls = Mode.tensor_class
+        return [cls(Storage(r), t) for r, t in zip(res, out_types)]
+
+
+class TraceInterpreter:
+    """Appends each op to a Graph. Concrete tensors it meets are lifted to state inputs.
+
+    See Note [Functionalization] in frontend/tracing.py for the overlay of captured storages.
+    """
+
+    def __init__(self, graph: Graph, name_of=None):
+        self.graph = graph
+        self.values: set[Value] = set()
+        self.overlay: dict[Storage, Value] = {}  # captured storage -> its current value
+        self.captured: list[tuple[Storage, TensorBase, Value]] = []
+        self.cut: set[Value] = set()  # values computed under no_grad from values needing grad
+        self.cut_done: dict[Value, Value] = {}
+        self.name_of = name_of or (lambda t: None)
+        self.grad_overlay: dict = {}  # captured tensor -> its .grad inside the trace
+        self.grad_reads: dict = {}  # captured tensor -> its .grad object when first read
+        self.names: dict[Storage, str] = {}  # state names given by the tracer (".grad" states)
+
+    def add_input(self, type: TensorType, name: str | None = None, state: str | None = None):
+        v = self.graph.add_input(type, name=name, state=state)
+        self.values.add(v)
+        return v
+
+    def unique_state_name(self, base: str) -> str:
+        used = {v.state for v in self.graph.inputs if v.state}
+        name, k = base, 1
+        while name in used:
+            name, k = f"{base}_{k}", k + 1
+        return name
+
+    def value_of(self, t: TensorBase) -> Value:
+        st = t._storage
+        v = self.overlay.get(st)
+        if v is not None:
+            return v
+        d = st.data
+        if isinstance(d, Value):
+            if d not in self.values:
+                raise user_error(GcompError, "a traced tensor from another gcomp.compile trace was "
+                                 "used here (was it stored in a global or attribute?)")
+            return d
+        name = self.names.get(st) or t._name or self.name_of(t) or f"captured_{len(self.captured)}"
+        v = self.add_input(t._type, name=name, state=self.unique_state_name(name))
+        self.overlay[st] = v
+        self.captured.append((st, t, v))
+        return v
+
+    def apply(self, op, inputs, attrs, akey):
+        values = [self.value_of(t) for t in inputs]
+        if self.cut and Mode.grad_enabled:
+            values = [self._cut_value(v) if v in self.cut else v for v in values]
+        try:
+            node = self.graph.add_node(op, values, attrs, loc=user_location())
+        except ShapeError as e:
+            raise user_error(ShapeError, str(e)) from None
+        cls = Mode.tensor_class
+        outs = []
+        for v in node.outputs:
+            self.values.add(v)
+            outs.append(cls(Storage(v), v.type))
+        if not Mode.grad_enabled and any(t.requires_grad or values[i] in self.cut
+                                         for i, t in enumerate(inputs)):
+            self.cut.update(node.outputs)
+        return outs
+
+    def _cut_value(self, v: Value) -> Value:
+        """A value computed under no_grad: PyTorch's tape has no edge through it, so the IR gets
+        an explicit stop_gradient before it feeds an op that records gradients."""
+        out = self.cut_done.get(v)
+        if out is None:
+            node = self.graph.add_node("stop_gradient", [v], {}, loc=user_location())
+            out = node.outputs[0]
+            self.values.add(out)
+            self.cut_done[v] = out
+        return out
+
+
+Mode.stack.append(EagerInterpreter())
+
+
+# ---------------------------------------------------------------------------------------------
+
+_ATTR_CACHE: dict = {}
+
+
+def _attrs(op: str, attrs: dict):
+    try:
+        key = (op, tuple(attrs.items()))
+        hit = _ATTR_CACHE.get(key)
+    except TypeError:  # an unhashable (list) attribute: normalize first
+        key, hit = None, None
+    if hit is not None:
+        return hit
+    try:
+        norm = _ops.normalize_attrs(op, attrs)
+    except ShapeError as e:
+        raise user_error(ShapeError, str(e)) from None
+    hit = (norm, tuple(norm.items()))
+    if key is not None and len(_ATTR_CACHE) < 100_000:
+        _ATTR_CACHE[key] = hit
+    return hit
+
+
+def bind(op: str, *inputs: TensorBase, **attrs):
+    """Apply primitive ``op`` to tensors: compute or record it, and tape it for autograd."""
+    norm, akey = _attrs(op, attrs)
+    outs = Mode.stack[-1].apply(op, inputs, norm, akey)
+    if Mode.grad_enabled:
+        for t in inputs:
+            if t.requires_grad:
+                from .autograd import record
+
+                record(op, norm, inputs, outs)
+                break
+    return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def bind_many(op: str, *inputs: TensorBase, **attrs) -> tuple:
+    """Like bind, always returning a tuple of results."""
+    out = bind(op, *inputs, **attrs)
+    return out if isinstance(out, tuple) else (out,)

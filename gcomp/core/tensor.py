@@ -1,0 +1,81 @@
+"""TensorBase: what the dispatcher needs of a tensor. The front end subclasses it with methods.
+
+Note [Storage and aliasing]
+A tensor's data lives in a Storage cell holding either a concrete jax array (eager) or an IR Value
+(tracing). Tensors that PyTorch makes share memory without changing shape (``.data``,
+``.detach()``) share the cell, so an in-place update through one is seen by the other. In-place
+ops are functional underneath: they compute a new array and rebind the cell. Views that change
+shape or select elements (view, transpose, slicing, ...) record their base; an in-place update of
+such a view, or use of a view whose base was updated in place since, raises a GcompError rather
+than giving an answer that differs from PyTorch's.
+
+Note [Tape snapshots]
+Autograd records, per op, *snapshots* of its inputs and outputs: fresh tensors holding the data as
+it was then (arrays and IR values are immutable) and the autograd edge of the original. So a
+later in-place update of an input neither corrupts the saved value nor the graph's structure, and
+the reverse walk (core/autograd.py) only ever sees immutable snapshots.
+"""
+
+from __future__ import annotations
+
+from ..ir.types import TensorType
+
+
+class Storage:
+    __slots__ = ("data", "version", "__weakref__")
+
+    def __init__(self, data):
+        self.data = data  # a jax array or an ir.Value
+        self.version = 0
+
+
+class TensorBase:
+    __slots__ = ("_storage", "_type", "requires_grad", "_grad", "_grad_fn", "_out_index", "_leaf",
+                 "_base", "_base_version", "_name", "_retains_grad", "__weakref__", "__dict__")
+
+    def __init__(self, storage: Storage, type: TensorType, requires_grad: bool = False):
+        self._storage = storage
+        self._type = type
+        self.requires_grad = requires_grad
+        self._grad = None
+        self._grad_fn = None  # the TapeNode that produced it (None for leaves)
+        self._out_index = 0
+        self._leaf = None  # in a snapshot: the leaf tensor it stands for
+        self._base = None  # for views: the tensor viewed, and its storage version then
+        self._base_version = 0
+        self._name = None  # a state path, set by modules and optimizers
+        self._retains_grad = False
+
+    @property
+    def _data(self):
+        return self._storage.data
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._grad_fn is None
+
+    def _snapshot(self, data=None) -> TensorBase:
+        """An immutable stand-in for the tape (Note [Tape snapshots])."""
+        s = TensorBase.__new__(type(self))
+        s._storage = Storage(self._storage.data if data is None else data)
+        s._type = self._type
+        s.requires_grad = self.requires_grad
+        s._grad = None
+        s._grad_fn = self._grad_fn
+        s._out_index = self._out_index
+        s._leaf = self._leaf if self._leaf is not None else (
+            self if self._grad_fn is None and self.requires_grad else None)
+        s._base = None
+        s._base_version = 0
+        s._name = self._name
+        s._retains_grad = False
+        return s
+
+    def _edge(self):
+        """The autograd identity of this tensor: the (node, output index) that made it, the leaf
+        it accumulates into, or None when it needs no gradient."""
+        if self._grad_fn is not None:
+            return (self._grad_fn, self._out_index)
+        if self.requires_grad:
+            return self._leaf if self._leaf is not None else self
+        return None

@@ -1,0 +1,1 @@
+"""The eager front end: Tensor, creation functions, math and shape ops, autograd, tracing."""

@@ -1,0 +1,289 @@
+"""PyTorch's autograd API over the one reverse walk (core/autograd.py)."""
+
+from __future__ import annotations
+
+import functools
+
+from ..core import autograd as core_ag
+from ..core.dispatch import Mode, TraceInterpreter, user_error
+from ..ir.errors import GcompError
+from .tensor import Tensor
+
+
+class _GradMode:
+    """Context manager and decorator setting the grad mode (no_grad, enable_grad, ...)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.prev = []
+
+    def __enter__(self):
+        self.prev.append(Mode.grad_enabled)
+        Mode.grad_enabled = self.enabled
+        return self
+
+    def __exit__(self, *exc):
+        Mode.grad_enabled = self.prev.pop()
+        return False
+
+    def __call__(self, fn):
+        enabled = self.enabled
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with _GradMode(enabled):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+def no_grad(fn=None):
+    m = _GradMode(False)
+    return m(fn) if callable(fn) else m
+
+
+def enable_grad(fn=None):
+    m = _GradMode(True)
+    return m(fn) if callable(fn) else m
+
+
+def inference_mode(mode=True):
+    return _GradMode(not mode)
+
+
+class set_grad_enabled(_GradMode):  # noqa: N801 - torch's name
+    def __init__(self, mode: bool):
+        super().__init__(bool(mode))
+        self.prev.append(Mode.grad_enabled)
+        Mode.grad_enabled = bool(mode)  # also works as a plain function call, like torch
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        Mode.grad_enabled = self.prev.pop()
+        return False
+
+
+def is_grad_enabled() -> bool:
+    return Mode.grad_enabled
+
+
+def _seed_for(out: Tensor, gradient):
+    from .creation import ones_like
+    from .ops import as_tensor
+
+    if gradient is None:
+        if out.numel() != 1:
+            raise user_error(GcompError, "grad can be implicitly created only for scalar outputs; "
+                             "pass gradient= (a tensor shaped like the output)")
+        return ones_like(out)
+    g = as_tensor(gradient)
+    if g.shape != out.shape:
+        raise user_error(GcompError, f"gradient has shape {list(g.shape)}, but the output is "
+                         f"{list(out.shape)}")
+    return g
+
+
+def _check_differentiable(t: Tensor, i: int = 0):
+    if not t.requires_grad:
+        raise user_error(GcompError, f"element {i} of tensors does not require grad and does not "
+                         "have a grad_fn")
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate d(tensors)/d(leaf) into each leaf's ``.grad``."""
+    tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    grads = grad_tensors if isinstance(grad_tensors, (list, tuple)) else [grad_tensors] * len(
+        tensors)
+    if isinstance(Mode.stack[-1], TraceInterpreter):
+        from .tracing import traced_backward
+
+        return traced_backward(Mode.stack[-1], tensors, grads, create_graph, inputs)
+    for i, t in enumerate(tensors):
+        _check_differentiable(t, i)
+    seeds: dict = {}
+    with no_grad():
+        for t, g in zip(tensors, grads):
+            seed = _seed_for(t, g)
+            key = t._edge()
+            seeds[key] = seed if key not in seeds else seeds[key] + seed
+    targets = None
+    if inputs is not None:
+        inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+        targets = [x._edge() for x in inputs]
+    with _GradMode(bool(create_graph)):
+        result = core_ag.backprop(seeds, targets)
+        for key, g in result.items():
+            leaf = key if isinstance(key, Tensor) else None
+            if leaf is None:
+                continue
+            _accumulate(leaf, g, create_graph)
+    if inputs is not None:
+        for x in inputs:
+            k = x._edge()
+            if isinstance(k, tuple) and k in result:
+                _accumulate(x, result[k], create_graph)
+
+
+def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool):
+    from .ops import add
+
+    if not create_graph:
+        g = g.detach()
+    if leaf._grad is None:
+        leaf._grad = g if create_graph else Tensor(g._storage, g._type)
+    elif create_graph:
+        leaf._grad = add(leaf._grad, g)
+    else:
+        with no_grad():
+            leaf._grad._storage.data = add(leaf._grad, g)._storage.data
+            leaf._grad._storage.version += 1
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False, materialize_grads=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned instead of accumulated."""
+    single = isinstance(inputs, Tensor)
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if single else list(inputs)
+    gouts = grad_outputs if isinstance(grad_outputs, (list, tuple)) else [grad_outputs] * len(
+        outputs)
+    for i, x in enumerate(inputs):
+        if not x.requires_grad:
+            raise user_error(GcompError, f"input {i} of autograd.grad does not require grad")
+    if isinstance(Mode.stack[-1], TraceInterpreter):
+        from .tracing import traced_grad_request
+
+        return tuple(traced_grad_request(Mode.stack[-1], outputs, gouts, inputs, create_graph))
+    for i, t in enumerate(outputs):
+        _check_differentiable(t, i)
+    with no_grad():
+        seeds: dict = {}
+        for t, g in zip(outputs, gouts):
+            seed = _seed_for(t, g)
+            key = t._edge()
+            seeds[key] = seed if key not in seeds else seeds[key] + seed
+    targets = [x._edge() for x in inputs]
+    with _GradMode(bool(create_graph)):
+        result = core_ag.backprop(seeds, targets)
+    out = []
+    for i, (x, k) in enumerate(zip(inputs, targets)):
+        g = result.get(k)
+        if g is None:
+            if not (allow_unused or materialize_grads):
+                raise user_error(GcompError, f"one of the differentiated tensors (input {i}) "
+                                 "appears to not have been used in the graph; pass "
+                                 "allow_unused=True if this is the desired behavior")
+            if materialize_grads:
+                from .creation import zeros_like
+
+                g = zeros_like(x)
+        elif not create_graph:
+            g = g.detach()
+        out.append(g)
+    return tuple(out)
+
+
+class FunctionCtx:
+    def __init__(self):
+        self.saved_tensors = ()
+        self.needs_input_grad = ()
+        self.materialize_grads = True
+
+    def save_for_backward(self, *tensors):
+        self.saved_tensors = tuple(tensors)
+
+    def mark_non_differentiable(self, *tensors):
+        self._non_diff = tensors
+
+    def set_materialize_grads(self, value: bool):
+        self.materialize_grads = value
+
+
+class Function:
+    """torch.autograd.Function: subclass with static forward(ctx, ...) and backward(ctx, ...)."""
+
+    @classmethod
+    def apply(cls, *args):
+        ctx = FunctionCtx()
+        tensor_args = [a for a in args if isinstance(a, Tensor)]
+        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        needs = Mode.grad_enabled and any(t.requires_grad for t in tensor_args)
+        if needs and isinstance(Mode.stack[-1], TraceInterpreter):
+            raise user_error(GcompError, f"autograd.Function {cls.__name__} with inputs that "
+                             "require grad inside gcomp.compile is not supported yet; call it "
+                             "outside the compiled function or compute without grad")
+        with no_grad():
+            out = cls.forward(ctx, *args)
+        if not needs:
+            return out
+        outs = out if isinstance(out, tuple) else (out,)
+        positions = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+
+        def vjp(cts, inputs, outputs):
+            from .creation import zeros_like
+
+            cts = [c if c is not None else zeros_like(o) for c, o in zip(cts, outputs)]
+            grads = cls.backward(ctx, *cts)
+            grads = grads if isinstance(grads, tuple) else (grads,)
+            if len(grads) != len(args):
+                raise GcompError(f"{cls.__name__}.backward returned {len(grads)} gradients, "
+                                 f"forward took {len(args)} arguments")
+            return [grads[i] for i in positions]
+
+        node = core_ag.TapeNode(f"{cls.__name__}", {}, [t._snapshot() for t in tensor_args], None,
+                                [t._edge() for t in tensor_args], None, custom=vjp)
+        node.output_keys = [(node, i) for i in range(len(outs))]
+        for i, o in enumerate(outs):
+            if isinstance(o, Tensor) and o.dtype.is_floating_point:
+                o.requires_grad, o._grad_fn, o._out_index = True, node, i
+        node.outputs = [o._snapshot() for o in outs]
+        return out
+
+    @staticmethod
+    def forward(ctx, *args):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise NotImplementedError
+
+
+def grad_of(fn, argnums=0, has_aux=False):
+    """jax.grad-style functional gradient: gcomp.grad(f)(x) is df/dx at x (f returns a scalar).
+
+    Works eagerly and inside gcomp.compile, and nests for higher derivatives."""
+    return _value_and_grad(fn, argnums, has_aux, return_value=False)
+
+
+def value_and_grad(fn, argnums=0, has_aux=False):
+    return _value_and_grad(fn, argnums, has_aux, return_value=True)
+
+
+def _value_and_grad(fn, argnums, has_aux, return_value):
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        args = list(args)
+        with enable_grad():
+            for i in nums:
+                a = args[i]
+                if not isinstance(a, Tensor):
+                    raise user_error(GcompError, f"gcomp.grad: argument {i} must be a Tensor")
+                if not a.requires_grad:
+                    args[i] = a.detach().requires_grad_()
+            out = fn(*args, **kwargs)
+            value, aux = (out[0], out[1]) if has_aux else (out, None)
+            if not isinstance(value, Tensor) or value.numel() != 1:
+                raise user_error(GcompError, "gcomp.grad: the function must return a scalar "
+                                 "tensor (use has_aux=True to return (scalar, aux))")
+            grads = grad(value, [args[i] for i in nums], create_graph=True, allow_unused=True,
+                         materialize_grads=True)
+        g = grads[0] if isinstance(argnums, int) else grads
+        if return_value:
+            return ((value, aux), g) if has_aux else (value, g)
+        return (g, aux) if has_aux else g
+
+    return wrapper

@@ -1,0 +1,317 @@
+"""Tensor creation functions and the global random generator."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..core.dispatch import Mode, TraceInterpreter, bind, user_error
+from ..ir import types as T
+from ..ir.errors import GcompError
+from ..lowering import from_jax_dtype, to_jax_dtype
+from .tensor import Tensor, new_tensor
+
+_NP_KINDS = {"f": T.DEFAULT_FLOAT, "i": T.int64, "u": T.int64, "b": T.bool_}
+
+
+def _infer_dtype(arr: np.ndarray, from_python: bool) -> T.DType:
+    if from_python:
+        return _NP_KINDS.get(arr.dtype.kind) or _bad_dtype(arr.dtype)
+    if arr.dtype == np.float64:
+        return T.float64
+    try:
+        return from_jax_dtype(arr.dtype)
+    except GcompError:
+        if arr.dtype.kind in "iu":
+            return T.int64
+        return _bad_dtype(arr.dtype)
+
+
+def _bad_dtype(dt):
+    raise user_error(GcompError, f"can't convert data of dtype {dt} to a tensor; supported: "
+                     f"{', '.join(d.name for d in T.ALL_DTYPES)}")
+
+
+def _to_numpy(data):
+    if isinstance(data, Tensor):
+        return np.asarray(data.detach()._array("tensor(...)")), False
+    if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
+        return np.asarray(_map(data, lambda x: x.item() if isinstance(x, Tensor) else x)), True
+    if isinstance(data, np.ndarray) or hasattr(data, "__array__") and not isinstance(
+            data, (list, tuple)):
+        return np.asarray(data), False
+    return np.asarray(data), True
+
+
+def _flat(xs):
+    for x in xs:
+        if isinstance(x, (list, tuple)):
+            yield from _flat(x)
+        else:
+            yield x
+
+
+def _map(xs, f):
+    return [_map(x, f) if isinstance(x, (list, tuple)) else f(x) for x in xs]
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A new tensor holding a copy of ``data`` (PyTorch's dtype inference)."""
+    arr, from_python = _to_numpy(data)
+    if arr.dtype == object:
+        raise user_error(GcompError, "tensor(): could not infer a dtype (ragged nested lists?)")
+    dt = dtype or _infer_dtype(arr, from_python)
+    arr = np.asarray(arr, dtype=to_jax_dtype(dt))
+    if isinstance(Mode.stack[-1], TraceInterpreter):
+        out = bind("constant", value=arr.tolist(), dtype=dt)
+    else:
+        out = new_tensor(_put(arr, device), T.TensorType(arr.shape, dt))
+    if requires_grad:
+        out.requires_grad_()
+    return out
+
+
+def _put(arr, device):
+    import jax
+
+    if device is None:
+        return jax.device_put(arr)
+    from .device import device as Device
+
+    return jax.device_put(arr, Device(device).jax_device())
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    if isinstance(data, Tensor):
+        from .ops import cast
+
+        return cast(data, dtype) if dtype is not None else data
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(arr: np.ndarray) -> Tensor:
+    return tensor(arr)
+
+
+def _shape(size):
+    if len(size) == 1 and isinstance(size[0], (list, tuple)):
+        size = tuple(size[0])
+    shape = tuple(int(s) for s in size)
+    if any(s < 0 for s in shape):
+        raise user_error(GcompError, f"negative dimension in {list(shape)}")
+    return shape
+
+
+def _finish(out, requires_grad):
+    if requires_grad:
+        out.requires_grad_()
+    return out
+
+
+def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    from . import ops
+
+    if dtype is None:
+        dtype = (T.bool_ if isinstance(fill_value, bool) else T.int64
+                 if isinstance(fill_value, int) else T.DEFAULT_FLOAT)
+    return _finish(ops.full(tuple(size), fill_value, dtype), requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return full(_shape(size), 0.0, dtype=dtype or T.DEFAULT_FLOAT, requires_grad=requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return full(_shape(size), 1.0, dtype=dtype or T.DEFAULT_FLOAT, requires_grad=requires_grad)
+
+
+empty = zeros
+
+
+def zeros_like(x, *, dtype=None, device=None, requires_grad=False):
+    return full(x.shape, 0, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def ones_like(x, *, dtype=None, device=None, requires_grad=False):
+    return full(x.shape, 1, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+empty_like = zeros_like
+
+
+def full_like(x, fill_value, *, dtype=None, device=None, requires_grad=False):
+    return full(x.shape, fill_value, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    start, end, step = vals
+    if step == 0:
+        raise user_error(GcompError, "arange: step must be nonzero")
+    if dtype is None:
+        dtype = T.int64 if all(isinstance(v, int) for v in vals) else T.DEFAULT_FLOAT
+    n = max(0, math.ceil((end - start) / step))
+    if dtype.is_floating_point:
+        idx = bind("iota", shape=(n,), dim=0, dtype=T.float64)
+        from .ops import add, cast, mul
+
+        out = cast(add(mul(idx, float(step)), float(start)), dtype)
+    else:
+        idx = bind("iota", shape=(n,), dim=0, dtype=dtype)
+        from .ops import add, mul
+
+        out = idx if (start, step) == (0, 1) else add(mul(idx, int(step)), int(start))
+    return _finish(out, requires_grad)
+
+
+def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """PyTorch's symmetric formula: the first half steps up from start, the second down from end."""
+    from .ops import add, cast, lt, mul, sub, where
+
+    dtype = dtype or T.DEFAULT_FLOAT
+    if steps == 1:
+        return full((1,), start, dtype=dtype, requires_grad=requires_grad)
+    step = (end - start) / (steps - 1)
+    i = bind("iota", shape=(steps,), dim=0, dtype=T.float64)
+    up = add(mul(i, step), float(start))
+    down = sub(float(end), mul(sub(float(steps - 1), i), step))
+    out = cast(where(lt(i, steps // 2), up, down), dtype)
+    return _finish(out, requires_grad)
+
+
+def eye(n, m=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    from .ops import cast, eq
+
+    m = n if m is None else m
+    rows = bind("iota", shape=(n, m), dim=0, dtype=T.int64)
+    cols = bind("iota", shape=(n, m), dim=1, dtype=T.int64)
+    return _finish(cast(eq(rows, cols), dtype or T.DEFAULT_FLOAT), requires_grad)
+
+
+# -- random numbers --------------------------------------------------------------------------
+class Generator:
+    """PyTorch's global generator over a counter-based jax key (state path ``rng.key``).
+
+    Each draw splits the key: one half becomes the new state, the other feeds the draw. Inside
+    gcomp.compile the key is captured state like a parameter, so a compiled step draws exactly the
+    numbers the eager step would.
+    """
+
+    def __init__(self, seed: int = 0):
+        self.key = new_tensor(None, T.TensorType((2,), T.uint32))
+        self.key._name = "rng.key"
+        self.manual_seed(seed)
+
+    def manual_seed(self, seed: int):
+        import jax
+
+        seed = int(seed)
+        raw = np.array([(seed >> 32) & 0xFFFFFFFF, seed & 0xFFFFFFFF], dtype=np.uint32)
+        if isinstance(Mode.stack[-1], TraceInterpreter):
+            raise user_error(GcompError, "manual_seed inside gcomp.compile is not supported; "
+                             "seed before calling the compiled function")
+        self.key._storage.data = jax.device_put(raw)
+        self.key._storage.version += 1
+        return self
+
+    seed = manual_seed
+
+    def get_state(self) -> Tensor:
+        return new_tensor(self.key._array("get_state"), self.key._type)
+
+    def set_state(self, state: Tensor):
+        from .inplace import assign
+
+        assign(self.key, state, check=False)
+
+    def next_key(self) -> Tensor:
+        from .autograd import no_grad
+        from .inplace import assign
+
+        with no_grad():
+            both = bind("random_split", self.key, num=2)
+            new_state = bind("reshape", bind("slice", both, start=(0, 0), limit=(1, 2),
+                                             stride=(1, 1)), shape=(2,))
+            sub = bind("reshape", bind("slice", both, start=(1, 0), limit=(2, 2), stride=(1, 1)),
+                       shape=(2,))
+            assign(self.key, new_state, check=False)
+        return sub
+
+
+default_generator = Generator(0)
+
+
+def manual_seed(seed: int) -> Generator:
+    return default_generator.manual_seed(seed)
+
+
+def seed() -> int:
+    import random
+
+    s = random.getrandbits(63)
+    manual_seed(s)
+    return s
+
+
+def _uniform_bits(shape, generator=None, open_interval=False):
+    """Uniform floats in [0, 1) (or (0, 1)) with 24 random bits, as float32."""
+    from .ops import add, cast, mul
+
+    gen = generator or default_generator
+    bits = bind("random_bits", gen.next_key(), shape=tuple(shape))
+    top = bind("shift_right_logical", bits, bind("full", shape=tuple(shape), value=8,
+                                                   dtype=T.uint32))
+    u = cast(top, T.float32)
+    if open_interval:
+        u = add(u, 0.5)
+    return mul(u, 2.0 ** -24)
+
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    from .ops import cast
+
+    out = cast(_uniform_bits(_shape(size), generator), dtype or T.DEFAULT_FLOAT)
+    return _finish(out, requires_grad)
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    from .ops import cast, erfinv, mul, sub
+
+    u = _uniform_bits(_shape(size), generator, open_interval=True)
+    z = mul(erfinv(sub(mul(u, 2.0), 1.0)), math.sqrt(2.0))
+    return _finish(cast(z, dtype or T.DEFAULT_FLOAT), requires_grad)
+
+
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None) -> Tensor:
+    from .ops import add, cast, floor, mul
+
+    if size is None:
+        raise user_error(GcompError, "randint() needs a size, e.g. randint(0, 10, (3,))")
+    if high is None:
+        low, high = 0, low
+    if high <= low:
+        raise user_error(GcompError, f"randint: high ({high}) must be greater than low ({low})")
+    u = cast(_uniform_bits(tuple(size), generator), T.float64)
+    out = add(cast(floor(mul(u, float(high - low))), T.int64), int(low))
+    return cast(out, dtype or T.int64)
+
+
+def rand_like(x, *, dtype=None, device=None, requires_grad=False):
+    return rand(x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def randn_like(x, *, dtype=None, device=None, requires_grad=False):
+    return randn(x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def randint_like(x, low, high=None, *, dtype=None):
+    return randint(low, high, x.shape, dtype=dtype or x.dtype)
+
+
+def bernoulli(p, *, generator=None) -> Tensor:
+    from .ops import cast, lt
+
+    return cast(lt(_uniform_bits(p.shape, generator), p), p.dtype)

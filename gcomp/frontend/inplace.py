@@ -1,0 +1,66 @@
+"""In-place ops: functional underneath, then the tensor's storage is rebound (see Note [Storage
+and aliasing] in core/tensor.py and Note [Functionalization] in frontend/tracing.py)."""
+
+from __future__ import annotations
+
+from ..core.dispatch import Mode, TraceInterpreter, user_error
+from ..ir.errors import GcompError
+from .tensor import Tensor
+
+
+def assign(t: Tensor, new: Tensor, check: bool = True) -> Tensor:
+    """Make ``t`` hold ``new``'s data (and autograd history), as an in-place op does."""
+    from .ops import broadcast_to, cast
+
+    if check:
+        if t._base is not None:
+            raise user_error(GcompError, "in-place update of a view (the result of view/reshape/"
+                             "transpose/slicing/expand) is not supported; update the base tensor, "
+                             "for example with x[index] = value")
+        if t.requires_grad and t._grad_fn is None and Mode.grad_enabled:
+            raise user_error(GcompError, "a leaf Variable that requires grad is being used in an "
+                             "in-place operation; wrap the update in `with gcomp.no_grad():`")
+    if new._type.shape != t._type.shape:
+        new = broadcast_to(new, t._type.shape)
+    if new._type.dtype != t._type.dtype:
+        new = cast(new, t._type.dtype)
+    interp = Mode.stack[-1]
+    if isinstance(interp, TraceInterpreter):
+        from .tracing import assign_traced
+
+        assign_traced(interp, t, new)
+    else:
+        if t._storage is not new._storage:
+            t._storage.data = new._storage.data
+        t._storage.version += 1
+    if new.requires_grad and Mode.grad_enabled:
+        t._grad_fn, t._out_index, t.requires_grad = new._grad_fn, new._out_index, True
+    return t
+
+
+def _inplace(fn):
+    def method(self, *args, **kwargs):
+        return assign(self, fn(self, *args, **kwargs))
+
+    method.__name__ = fn.__name__ + "_"
+    return method
+
+
+def zero_(t):
+    from .ops import full
+
+    return assign(t, full(t._type.shape, 0, t.dtype))
+
+
+def fill_(t, value):
+    from .ops import full
+
+    if isinstance(value, Tensor):
+        return assign(t, value)
+    return assign(t, full(t._type.shape, value, t.dtype))
+
+
+def copy_(t, src):
+    from .ops import as_tensor
+
+    return assign(t, as_tensor(src))

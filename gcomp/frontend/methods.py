@@ -1,0 +1,243 @@
+"""Tensor methods and operators, attached from the functional ops (one definition each)."""
+
+from __future__ import annotations
+
+from ..core.dispatch import user_error
+from ..ir import types as T
+from ..ir.errors import GcompError
+from . import creation, ops, shape_ops
+from .inplace import assign, copy_, fill_, zero_
+from .tensor import Tensor
+
+_FUNCTIONS = {
+    # math
+    "add": ops.add, "sub": ops.sub, "subtract": ops.sub, "mul": ops.mul, "multiply": ops.mul,
+    "div": ops.div, "divide": ops.div, "true_divide": ops.div, "floor_divide": ops.floor_divide,
+    "remainder": ops.remainder, "fmod": ops.fmod, "pow": ops.pow, "atan2": ops.atan2,
+    "maximum": ops.maximum, "minimum": ops.minimum, "neg": ops.neg, "negative": ops.neg,
+    "abs": ops.abs, "sign": ops.sign, "exp": ops.exp, "expm1": ops.expm1, "exp2": ops.exp2,
+    "log": ops.log, "log2": ops.log2, "log10": ops.log10, "log1p": ops.log1p, "sqrt": ops.sqrt,
+    "rsqrt": ops.rsqrt, "sin": ops.sin, "cos": ops.cos, "tan": ops.tan, "tanh": ops.tanh,
+    "sigmoid": ops.sigmoid, "erf": ops.erf, "erfinv": ops.erfinv, "floor": ops.floor,
+    "ceil": ops.ceil, "round": ops.round, "trunc": ops.trunc, "reciprocal": ops.reciprocal,
+    "square": ops.square, "relu": ops.relu, "clamp": ops.clamp, "clip": ops.clamp,
+    "eq": ops.eq, "ne": ops.ne, "lt": ops.lt, "le": ops.le, "gt": ops.gt, "ge": ops.ge,
+    "greater": ops.gt, "less": ops.lt, "not_equal": ops.ne, "equal": ops.equal,
+    "allclose": ops.allclose, "isclose": ops.isclose,
+    "logical_and": ops.logical_and, "logical_or": ops.logical_or,
+    "logical_xor": ops.logical_xor, "logical_not": ops.logical_not,
+    "bitwise_and": ops.bitwise_and, "bitwise_or": ops.bitwise_or,
+    "bitwise_xor": ops.bitwise_xor, "bitwise_not": ops.bitwise_not,
+    "isnan": ops.isnan, "isinf": ops.isinf, "isfinite": ops.isfinite, "lerp": ops.lerp,
+    "where": lambda self, cond, other: ops.where(cond, self, other),
+    # reductions
+    "sum": ops.sum, "mean": ops.mean, "prod": ops.prod, "max": ops.max, "min": ops.min,
+    "amax": ops.amax, "amin": ops.amin, "argmax": ops.argmax, "argmin": ops.argmin,
+    "var": ops.var, "std": ops.std, "all": ops.all, "any": ops.any, "logsumexp": ops.logsumexp,
+    "cumsum": ops.cumsum, "softmax": ops.softmax, "log_softmax": ops.log_softmax,
+    "norm": ops.norm,
+    # linear algebra
+    "matmul": ops.matmul, "mm": ops.mm, "bmm": ops.bmm, "dot": ops.dot, "mv": ops.mv,
+    "outer": ops.outer,
+    # shapes
+    "reshape": shape_ops.reshape, "view": shape_ops.view, "flatten": shape_ops.flatten,
+    "unflatten": shape_ops.unflatten, "permute": shape_ops.permute,
+    "transpose": shape_ops.transpose, "swapaxes": shape_ops.transpose, "t": shape_ops.t,
+    "squeeze": shape_ops.squeeze, "unsqueeze": shape_ops.unsqueeze, "expand": shape_ops.expand,
+    "expand_as": shape_ops.expand_as, "broadcast_to": shape_ops.broadcast_to,
+    "repeat": shape_ops.repeat, "split": shape_ops.split, "chunk": shape_ops.chunk,
+    "unbind": shape_ops.unbind, "narrow": shape_ops.narrow, "flip": shape_ops.flip,
+    "roll": shape_ops.roll, "index_select": shape_ops.index_select, "gather": shape_ops.gather,
+    "take": shape_ops.take, "nonzero": shape_ops.nonzero, "tril": shape_ops.tril,
+    "triu": shape_ops.triu, "masked_select": shape_ops.masked_select,
+    "take_along_dim": shape_ops.take_along_dim,
+}
+
+for _name, _fn in _FUNCTIONS.items():
+    setattr(Tensor, _name, _fn)
+
+
+def _view_as(self, other):
+    return shape_ops.reshape(self, other.shape)
+
+
+def _masked_fill(self, mask, value):
+    return ops.where(mask, value, self)
+
+
+def _type_as(self, other):
+    return ops.cast(self, other.dtype)
+
+
+def _to(self, *args, **kwargs):
+    """to(dtype), to(device), to(device, dtype), to(other_tensor); copy=False returns self when
+    nothing changes."""
+    from .device import device as Device
+
+    dtype, dev = kwargs.get("dtype"), kwargs.get("device")
+    for a in args:
+        if isinstance(a, T.DType):
+            dtype = a
+        elif isinstance(a, Tensor):
+            dtype, dev = a.dtype, a.device
+        elif isinstance(a, (str, Device)):
+            dev = a
+        elif a is not None:
+            raise user_error(GcompError, f"to(): unexpected argument {a!r}")
+    out = self
+    if dev is not None:
+        from .device import to_device
+
+        out = to_device(out, Device(dev))
+    if dtype is not None and dtype != out.dtype:
+        out = ops.cast(out, dtype)
+    if kwargs.get("copy") and out is self:
+        out = _clone(self)
+    return out
+
+
+def _clone(self):
+    out = ops.add(self, ops.full(self._type.shape, 0, self.dtype)) if self.dtype != T.bool_ \
+        else ops.logical_or(self, False)
+    return out
+
+
+def _contiguous(self, memory_format=None):
+    return self
+
+
+def _new(fill):
+    def f(self, *size, dtype=None, device=None, requires_grad=False):
+        return creation.full(shape_ops._sizes(size), fill, dtype=dtype or self.dtype,
+                             requires_grad=requires_grad)
+
+    return f
+
+
+def _new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+    return creation.full(tuple(size), fill_value, dtype=dtype or self.dtype,
+                         requires_grad=requires_grad)
+
+
+def _new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+    return creation.tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+def _dtype_method(dtype):
+    def f(self):
+        return ops.cast(self, dtype)
+
+    return f
+
+
+def _uniform_(self, a=0.0, b=1.0, *, generator=None):
+    from .autograd import no_grad
+
+    with no_grad():
+        u = creation.rand(self.shape, generator=generator, dtype=T.float32)
+        return assign(self, ops.add(ops.mul(u, b - a), a), check=not self.requires_grad)
+
+
+def _normal_(self, mean=0.0, std=1.0, *, generator=None):
+    from .autograd import no_grad
+
+    with no_grad():
+        z = creation.randn(self.shape, generator=generator, dtype=T.float32)
+        return assign(self, ops.add(ops.mul(z, std), mean), check=not self.requires_grad)
+
+
+def _inplace(fn, name):
+    def method(self, *args, **kwargs):
+        return assign(self, fn(self, *args, **kwargs))
+
+    method.__name__ = name
+    return method
+
+
+_INPLACE = ["add", "sub", "mul", "div", "pow", "clamp", "clip", "neg", "exp", "log", "sqrt",
+            "abs", "relu", "sigmoid", "tanh", "floor", "ceil", "round", "fmod", "remainder",
+            "lerp", "sin", "cos", "reciprocal", "square", "masked_fill", "logical_not",
+            "maximum", "minimum", "floor_divide", "t", "squeeze", "unsqueeze"]
+
+Tensor.view_as = _view_as
+Tensor.reshape_as = _view_as
+Tensor.masked_fill = _masked_fill
+Tensor.type_as = _type_as
+Tensor.to = _to
+Tensor.clone = _clone
+Tensor.contiguous = _contiguous
+Tensor.is_contiguous = lambda self, memory_format=None: True
+Tensor.new_zeros = _new(0)
+Tensor.new_ones = _new(1)
+Tensor.new_empty = _new(0)
+Tensor.new_full = _new_full
+Tensor.new_tensor = _new_tensor
+Tensor.float = _dtype_method(T.float32)
+Tensor.double = _dtype_method(T.float64)
+Tensor.half = _dtype_method(T.float16)
+Tensor.bfloat16 = _dtype_method(T.bfloat16)
+Tensor.long = _dtype_method(T.int64)
+Tensor.int = _dtype_method(T.int32)
+Tensor.bool = _dtype_method(T.bool_)
+Tensor.type = lambda self, dtype=None: self.dtype.name if dtype is None else ops.cast(self, dtype)
+Tensor.cpu = lambda self: _to(self, "cpu")
+Tensor.cuda = lambda self, device=None: _to(self, "cuda" if device is None else f"cuda:{device}")
+Tensor.zero_ = zero_
+Tensor.fill_ = fill_
+Tensor.copy_ = copy_
+Tensor.uniform_ = _uniform_
+Tensor.normal_ = _normal_
+for _name in _INPLACE:
+    setattr(Tensor, _name + "_", _inplace(getattr(Tensor, _name), _name + "_"))
+
+# operators
+Tensor.__add__ = lambda a, b: ops.add(a, b)
+Tensor.__radd__ = lambda a, b: ops.add(b, a)
+Tensor.__sub__ = lambda a, b: ops.sub(a, b)
+Tensor.__rsub__ = lambda a, b: ops.sub(b, a)
+Tensor.__mul__ = lambda a, b: ops.mul(a, b)
+Tensor.__rmul__ = lambda a, b: ops.mul(b, a)
+Tensor.__truediv__ = lambda a, b: ops.div(a, b)
+Tensor.__rtruediv__ = lambda a, b: ops.div(b, a)
+Tensor.__floordiv__ = lambda a, b: ops.floor_divide(a, b)
+Tensor.__rfloordiv__ = lambda a, b: ops.floor_divide(b, a)
+Tensor.__mod__ = lambda a, b: ops.remainder(a, b)
+Tensor.__rmod__ = lambda a, b: ops.remainder(b, a)
+Tensor.__pow__ = lambda a, b: ops.pow(a, b)
+Tensor.__rpow__ = lambda a, b: ops.pow(b, a)
+Tensor.__matmul__ = lambda a, b: ops.matmul(a, b)
+Tensor.__rmatmul__ = lambda a, b: ops.matmul(b, a)
+Tensor.__neg__ = lambda a: ops.neg(a)
+Tensor.__pos__ = lambda a: a
+Tensor.__abs__ = lambda a: ops.abs(a)
+Tensor.__invert__ = lambda a: ops.bitwise_not(a)
+Tensor.__and__ = lambda a, b: ops.bitwise_and(a, b)
+Tensor.__rand__ = lambda a, b: ops.bitwise_and(b, a)
+Tensor.__or__ = lambda a, b: ops.bitwise_or(a, b)
+Tensor.__ror__ = lambda a, b: ops.bitwise_or(b, a)
+Tensor.__xor__ = lambda a, b: ops.bitwise_xor(a, b)
+Tensor.__rxor__ = lambda a, b: ops.bitwise_xor(b, a)
+Tensor.__eq__ = lambda a, b: ops.eq(a, b) if _operand(b) else NotImplemented
+Tensor.__ne__ = lambda a, b: ops.ne(a, b) if _operand(b) else NotImplemented
+Tensor.__lt__ = lambda a, b: ops.lt(a, b)
+Tensor.__le__ = lambda a, b: ops.le(a, b)
+Tensor.__gt__ = lambda a, b: ops.gt(a, b)
+Tensor.__ge__ = lambda a, b: ops.ge(a, b)
+Tensor.__getitem__ = lambda self, key: shape_ops.getitem(self, key)
+Tensor.__setitem__ = lambda self, key, value: shape_ops.setitem(self, key, value)
+Tensor.__iadd__ = lambda a, b: assign(a, ops.add(a, b))
+Tensor.__isub__ = lambda a, b: assign(a, ops.sub(a, b))
+Tensor.__imul__ = lambda a, b: assign(a, ops.mul(a, b))
+Tensor.__itruediv__ = lambda a, b: assign(a, ops.div(a, b))
+Tensor.__ifloordiv__ = lambda a, b: assign(a, ops.floor_divide(a, b))
+Tensor.__imod__ = lambda a, b: assign(a, ops.remainder(a, b))
+Tensor.__ipow__ = lambda a, b: assign(a, ops.pow(a, b))
+Tensor.__iand__ = lambda a, b: assign(a, ops.bitwise_and(a, b))
+Tensor.__ior__ = lambda a, b: assign(a, ops.bitwise_or(a, b))
+Tensor.__ixor__ = lambda a, b: assign(a, ops.bitwise_xor(a, b))
+
+
+def _operand(b) -> bool:
+    import numpy as np
+
+    return isinstance(b, (Tensor, bool, int, float, np.generic, np.ndarray))

@@ -1,0 +1,659 @@
+"""PyTorch's math functions over the primitives: promotion, broadcasting and scalars live here,
+once, so every primitive can stay lax-like (operands of one shape and dtype)."""
+
+from __future__ import annotations
+
+import builtins
+import math
+from collections import namedtuple
+
+import numpy as np
+
+from ..core.dispatch import bind, user_error
+from ..ir import types as T
+from ..ir.errors import GcompError
+from .tensor import Tensor, _dim
+
+Scalar = (bool, int, float)
+
+
+def _scalar(x):
+    if isinstance(x, Scalar):
+        return x
+    if isinstance(x, np.generic):
+        return x.item()
+    return None
+
+
+def _operand_info(x):
+    if isinstance(x, Tensor):
+        return (x._type.dtype, len(x._type.shape))
+    s = _scalar(x)
+    if s is None:
+        raise user_error(GcompError, f"expected a Tensor or a number, got {type(x).__name__}")
+    return s
+
+
+def full(shape, value, dtype) -> Tensor:
+    if dtype.is_floating_point:
+        value = float(value)
+    elif dtype == T.bool_:
+        value = int(bool(value))
+    else:
+        value = int(value)
+    return bind("full", shape=tuple(shape), value=value, dtype=dtype)
+
+
+def cast(x: Tensor, dtype) -> Tensor:
+    return x if x._type.dtype == dtype else bind("cast", x, dtype=dtype)
+
+
+def broadcast_to(x: Tensor, shape) -> Tensor:
+    shape = tuple(shape)
+    if x._type.shape == shape:
+        return x
+    nd = len(shape)
+    if x.ndim > nd:
+        raise user_error(GcompError, f"cannot broadcast {list(x.shape)} to {list(shape)}")
+    T.broadcast_shapes(x._type.shape, shape)  # raises a ShapeError naming both shapes
+    if T.broadcast_shapes(x._type.shape, shape) != shape:
+        raise user_error(GcompError, f"cannot broadcast {list(x.shape)} to {list(shape)}")
+    return bind("broadcast", x, shape=shape, dims=tuple(range(nd - x.ndim, nd)))
+
+
+def _prep(x, dtype, shape):
+    if isinstance(x, Tensor):
+        return broadcast_to(cast(x, dtype), shape)
+    return full(shape, _scalar(x), dtype)
+
+
+def _shape_of(x):
+    return x._type.shape if isinstance(x, Tensor) else ()
+
+
+def promote(*xs, dtype=None):
+    """Cast and broadcast operands to their common PyTorch dtype and shape."""
+    dtype = dtype or T.result_type(*[_operand_info(x) for x in xs])
+    shape = T.broadcast_shapes(*[_shape_of(x) for x in xs])
+    return [_prep(x, dtype, shape) for x in xs]
+
+
+def _binary(op, a, b, dtype=None):
+    if (type(a) is Tensor and type(b) is Tensor and a._type == b._type and dtype is None):
+        return bind(op, a, b)
+    x, y = promote(a, b, dtype=dtype)
+    return bind(op, x, y)
+
+
+def _float_dtype(*xs):
+    dt = T.result_type(*[_operand_info(x) for x in xs])
+    return dt if dt.is_floating_point else T.DEFAULT_FLOAT
+
+
+def _unary_float(op, x):
+    x = as_tensor(x)
+    return bind(op, cast(x, _float_dtype(x)))
+
+
+def as_tensor(x) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    from .creation import tensor
+
+    return tensor(x)
+
+
+# -- arithmetic ------------------------------------------------------------------------------
+def add(a, b, *, alpha=1):
+    if alpha != 1:
+        b = mul(b, alpha)
+    return _binary("add", a, b)
+
+
+def sub(a, b, *, alpha=1):
+    if alpha != 1:
+        b = mul(b, alpha)
+    if _is_bool(a) and _is_bool(b):
+        raise user_error(GcompError, "subtraction of bool tensors is not supported; use ^ or "
+                         "logical_xor")
+    return _binary("sub", a, b)
+
+
+def _is_bool(x):
+    return (isinstance(x, Tensor) and x.dtype == T.bool_) or isinstance(x, bool)
+
+
+def mul(a, b):
+    if _is_bool(a) and _is_bool(b):
+        return _binary("logical_and", a, b)
+    return _binary("mul", a, b)
+
+
+def div(a, b, *, rounding_mode=None):
+    if rounding_mode is None:
+        return _binary("div", a, b, dtype=_float_dtype(a, b))
+    if rounding_mode == "floor":
+        return floor_divide(a, b)
+    if rounding_mode == "trunc":
+        dt = T.result_type(_operand_info(a), _operand_info(b))
+        if dt.is_floating_point:
+            return trunc(_binary("div", a, b))
+        return _binary("div", a, b)
+    raise user_error(GcompError, f"div: rounding_mode must be None, 'trunc' or 'floor', got "
+                     f"{rounding_mode!r}")
+
+
+true_divide = divide = div
+
+
+def floor_divide(a, b):
+    return _binary("floor_divide", a, b)
+
+
+def remainder(a, b):
+    return _binary("remainder", a, b)
+
+
+def fmod(a, b):
+    return sub(a, mul(div(a, b, rounding_mode="trunc"), b))
+
+
+def pow(a, b):  # noqa: A001
+    if isinstance(a, Tensor) and a.dtype.is_floating_point and _scalar(b) is not None:
+        if b == 2:
+            return bind("mul", a, a)  # what torch computes for x ** 2, with a simpler gradient
+        if b == 1:
+            return a
+    return _binary("pow", a, b)
+
+
+def atan2(a, b):
+    return _binary("atan2", a, b, dtype=_float_dtype(a, b))
+
+
+def maximum(a, b):
+    return _binary("maximum", a, b)
+
+
+def minimum(a, b):
+    return _binary("minimum", a, b)
+
+
+def neg(x):
+    x = as_tensor(x)
+    if x.dtype == T.bool_:
+        raise user_error(GcompError, "negation of a bool tensor; use ~ or logical_not")
+    return bind("neg", x)
+
+
+negative = neg
+
+
+def abs(x):  # noqa: A001
+    x = as_tensor(x)
+    return x if x.dtype == T.bool_ else bind("abs", x)
+
+
+def sign(x):
+    x = as_tensor(x)
+    return x if x.dtype == T.bool_ else bind("sign", x)
+
+
+def _rounding(op):
+    def f(x):
+        x = as_tensor(x)
+        return bind(op, x) if x.dtype.is_floating_point else x
+
+    f.__name__ = op
+    return f
+
+
+floor, ceil, round = _rounding("floor"), _rounding("ceil"), _rounding("round")  # noqa: A001
+
+
+def trunc(x):
+    x = as_tensor(x)
+    if not x.dtype.is_floating_point:
+        return x
+    return where(lt(x, 0), ceil(x), floor(x))
+
+
+def _make_float_unary(op, name):
+    def f(x):
+        return _unary_float(op, x)
+
+    f.__name__ = name
+    return f
+
+
+exp = _make_float_unary("exp", "exp")
+expm1 = _make_float_unary("expm1", "expm1")
+log = _make_float_unary("log", "log")
+log1p = _make_float_unary("log1p", "log1p")
+sqrt = _make_float_unary("sqrt", "sqrt")
+rsqrt = _make_float_unary("rsqrt", "rsqrt")
+sin = _make_float_unary("sin", "sin")
+cos = _make_float_unary("cos", "cos")
+tan = _make_float_unary("tan", "tan")
+tanh = _make_float_unary("tanh", "tanh")
+sigmoid = _make_float_unary("logistic", "sigmoid")
+erf = _make_float_unary("erf", "erf")
+erfinv = _make_float_unary("erf_inv", "erfinv")
+
+
+def log2(x):
+    return div(log(x), math.log(2.0))
+
+
+def log10(x):
+    return div(log(x), math.log(10.0))
+
+
+def exp2(x):
+    return exp(mul(x, math.log(2.0)))
+
+
+def reciprocal(x):
+    return div(1.0, x)
+
+
+def square(x):
+    return mul(x, x)
+
+
+def relu(x):
+    x = as_tensor(x)
+    return maximum(x, full((), 0, x.dtype)) if x.ndim == 0 else bind(
+        "maximum", x, full(x._type.shape, 0, x.dtype))
+
+
+def clamp(x, min=None, max=None):  # noqa: A002
+    x = as_tensor(x)
+    if min is None and max is None:
+        raise user_error(GcompError, "clamp: at least one of min and max must be given")
+    if min is not None:
+        x = _clamp_one(x, min, "maximum")
+    if max is not None:
+        x = _clamp_one(x, max, "minimum")
+    return x
+
+
+def _clamp_one(x, bound, op):
+    # torch.clamp passes the gradient where the bound is not active (ties go to x)
+    if isinstance(bound, Tensor):
+        y = _binary(op, x, bound)
+        keep = ge(x, bound) if op == "maximum" else le(x, bound)
+        return where(keep, x, y)
+    b = full(x._type.shape, bound, T.result_type(_operand_info(x), _scalar(bound)))
+    x2 = cast(x, b.dtype)
+    keep = bind("ge" if op == "maximum" else "le", x2, b)
+    return bind("select", keep, x2, b)
+
+
+clip = clamp
+
+
+def where(cond, a=None, b=None):
+    if a is None and b is None:
+        from .shape_ops import nonzero
+
+        return nonzero(cond, as_tuple=True)
+    cond = as_tensor(cond)
+    if cond.dtype != T.bool_:
+        cond = ne(cond, 0)
+    x, y = promote(a, b)
+    shape = T.broadcast_shapes(cond._type.shape, x._type.shape)
+    return bind("select", broadcast_to(cond, shape), broadcast_to(x, shape),
+                broadcast_to(y, shape))
+
+
+def _compare(op):
+    def f(a, b):
+        return _binary(op, a, b)
+
+    f.__name__ = op
+    return f
+
+
+eq, ne, lt, le, gt, ge = (_compare(o) for o in ("eq", "ne", "lt", "le", "gt", "ge"))
+greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
+
+
+def equal(a, b) -> bool:
+    return a.shape == b.shape and bool(eq(a, b).all())
+
+
+def allclose(a, b, rtol=1e-5, atol=1e-8) -> bool:
+    return bool(isclose(a, b, rtol, atol).all())
+
+
+def isclose(a, b, rtol=1e-5, atol=1e-8):
+    return le(abs(sub(a, b)), add(atol, mul(rtol, abs(b))))
+
+
+def _to_bool(x):
+    x = as_tensor(x)
+    return x if x.dtype == T.bool_ else ne(x, 0)
+
+
+def logical_and(a, b):
+    return bind("logical_and", *promote(_to_bool(a), _to_bool(b)))
+
+
+def logical_or(a, b):
+    return bind("logical_or", *promote(_to_bool(a), _to_bool(b)))
+
+
+def logical_xor(a, b):
+    return bind("logical_xor", *promote(_to_bool(a), _to_bool(b)))
+
+
+def logical_not(x):
+    return bind("logical_not", _to_bool(x))
+
+
+def _bitwise(op, logical):
+    def f(a, b):
+        x, y = promote(a, b)
+        if x.dtype.is_floating_point:
+            raise user_error(GcompError, f"{op} is only defined for integer and bool tensors")
+        return bind(logical if x.dtype == T.bool_ else op, x, y)
+
+    return f
+
+
+bitwise_and = _bitwise("bitwise_and", "logical_and")
+bitwise_or = _bitwise("bitwise_or", "logical_or")
+bitwise_xor = _bitwise("bitwise_xor", "logical_xor")
+
+
+def bitwise_not(x):
+    x = as_tensor(x)
+    if x.dtype.is_floating_point:
+        raise user_error(GcompError, "~ is only defined for integer and bool tensors")
+    return bind("logical_not" if x.dtype == T.bool_ else "bitwise_not", x)
+
+
+def isnan(x):
+    return ne(x, x)
+
+
+def isinf(x):
+    return eq(abs(x), math.inf)
+
+
+def isfinite(x):
+    x = as_tensor(x)
+    if not x.dtype.is_floating_point:
+        return ne(x, x) == False  # noqa: E712 - all True, shaped like x
+    return logical_not(logical_or(isnan(x), isinf(x)))
+
+
+def lerp(a, b, weight):
+    return add(a, mul(weight, sub(b, a)))
+
+
+# -- reductions ------------------------------------------------------------------------------
+def _axes(x: Tensor, dim) -> tuple[int, ...]:
+    if dim is None:
+        return tuple(range(x.ndim))
+    if isinstance(dim, (list, tuple)):
+        return tuple(sorted({_dim(d, x.ndim) for d in dim})) if x.ndim else ()
+    return (_dim(dim, x.ndim),) if x.ndim else ()
+
+
+def sum(x, dim=None, keepdim=False, *, dtype=None):  # noqa: A001
+    x = as_tensor(x)
+    if dtype is not None:
+        x = cast(x, dtype)
+    elif not x.dtype.is_floating_point:
+        x = cast(x, T.int64)
+    return bind("reduce_sum", x, axes=_axes(x, dim), keepdims=keepdim)
+
+
+def mean(x, dim=None, keepdim=False, *, dtype=None):
+    x = as_tensor(x)
+    if dtype is not None:
+        x = cast(x, dtype)
+    if not x.dtype.is_floating_point:
+        raise user_error(GcompError, f"mean(): could not infer output dtype. Input dtype must be "
+                         f"either a floating point or complex dtype. Got: {x.dtype.name}")
+    axes = _axes(x, dim)
+    n = 1
+    for a in axes:
+        n *= x._type.shape[a]
+    s = bind("reduce_sum", x, axes=axes, keepdims=keepdim)
+    return div(s, float(n) if n else math.nan)
+
+
+def prod(x, dim=None, keepdim=False, *, dtype=None):
+    x = as_tensor(x)
+    if dtype is not None:
+        x = cast(x, dtype)
+    elif not x.dtype.is_floating_point:
+        x = cast(x, T.int64)
+    return bind("reduce_prod", x, axes=_axes(x, dim), keepdims=keepdim)
+
+
+def amax(x, dim=None, keepdim=False):
+    x = as_tensor(x)
+    return bind("reduce_max", x, axes=_axes(x, dim if dim != () else None), keepdims=keepdim)
+
+
+def amin(x, dim=None, keepdim=False):
+    x = as_tensor(x)
+    return bind("reduce_min", x, axes=_axes(x, dim if dim != () else None), keepdims=keepdim)
+
+
+MinMax = namedtuple("MinMax", ["values", "indices"])
+
+
+def _minmax(name, x, dim, keepdim, other):
+    if isinstance(dim, Tensor):  # torch.max(a, b)
+        return maximum(x, dim) if name == "max" else minimum(x, dim)
+    if other is not None:
+        return maximum(x, other) if name == "max" else minimum(x, other)
+    x = as_tensor(x)
+    if dim is None:
+        if x.numel() == 0:
+            raise user_error(GcompError, f"{name}(): expected a non-empty tensor")
+        return amax(x) if name == "max" else amin(x)
+    values = amax(x, dim, keepdim) if name == "max" else amin(x, dim, keepdim)
+    indices = argmax(x, dim, keepdim) if name == "max" else argmin(x, dim, keepdim)
+    return MinMax(values, indices)
+
+
+def max(x, dim=None, keepdim=False, *, other=None):  # noqa: A001
+    return _minmax("max", x, dim, keepdim, other)
+
+
+def min(x, dim=None, keepdim=False, *, other=None):  # noqa: A001
+    return _minmax("min", x, dim, keepdim, other)
+
+
+def _arg(op, x, dim, keepdim):
+    x = as_tensor(x)
+    if dim is None:
+        from .shape_ops import reshape
+
+        x = reshape(x, (-1,))
+        return bind(op, x, axis=0, keepdims=False, dtype=T.int64)
+    return bind(op, x, axis=_dim(dim, x.ndim), keepdims=keepdim, dtype=T.int64)
+
+
+def argmax(x, dim=None, keepdim=False):
+    return _arg("argmax", x, dim, keepdim)
+
+
+def argmin(x, dim=None, keepdim=False):
+    return _arg("argmin", x, dim, keepdim)
+
+
+def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    x = as_tensor(x)
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    axes = _axes(x, dim)
+    n = 1
+    for a in axes:
+        n *= x._type.shape[a]
+    centered = sub(x, mean(x, axes, keepdim=True))
+    ss = sum(mul(centered, centered), axes, keepdim)
+    return div(ss, float(builtins.max(0, n - correction)) if n - correction > 0 else math.nan)
+
+
+def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return sqrt(var(x, dim, unbiased, keepdim, correction=correction))
+
+
+def all(x, dim=None, keepdim=False):  # noqa: A001
+    x = _to_bool(x)
+    return bind("reduce_min", x, axes=_axes(x, dim), keepdims=keepdim)
+
+
+def any(x, dim=None, keepdim=False):  # noqa: A001
+    x = _to_bool(x)
+    return bind("reduce_max", x, axes=_axes(x, dim), keepdims=keepdim)
+
+
+def logsumexp(x, dim, keepdim=False):
+    x = as_tensor(x)
+    if not x.dtype.is_floating_point:
+        x = cast(x, T.DEFAULT_FLOAT)
+    m = _stable_max(x, dim)
+    s = log(sum(exp(sub(x, m)), dim, keepdim=True))
+    out = add(s, m)
+    if not keepdim:
+        from .shape_ops import squeeze
+
+        out = squeeze(out, _axes(x, dim))
+    return out
+
+
+def _stable_max(x, dim):
+    """max over dim (kept), with no gradient, and 0 where it is infinite."""
+    from .autograd import no_grad
+
+    with no_grad():
+        m = amax(x.detach(), dim, keepdim=True)
+        m = where(isinf(m), 0.0, m)
+    return m
+
+
+def cumsum(x, dim, *, dtype=None):
+    x = as_tensor(x)
+    if dtype is not None:
+        x = cast(x, dtype)
+    elif not x.dtype.is_floating_point:
+        x = cast(x, T.int64)
+    return bind("cumsum", x, axis=_dim(dim, x.ndim))
+
+
+def softmax(x, dim, dtype=None):
+    x = as_tensor(x)
+    if dtype is not None:
+        x = cast(x, dtype)
+    e = exp(sub(x, _stable_max(x, dim)))
+    return div(e, sum(e, dim, keepdim=True))
+
+
+def log_softmax(x, dim, dtype=None):
+    x = as_tensor(x)
+    if dtype is not None:
+        x = cast(x, dtype)
+    shifted = sub(x, _stable_max(x, dim))
+    return sub(shifted, log(sum(exp(shifted), dim, keepdim=True)))
+
+
+def norm(x, p=2, dim=None, keepdim=False):
+    x = as_tensor(x)
+    if p == 2 or p == "fro":
+        return sqrt(sum(mul(x, x), dim, keepdim))
+    if p == 1:
+        return sum(abs(x), dim, keepdim)
+    if p == math.inf:
+        return amax(abs(x), dim, keepdim)
+    return pow(sum(pow(abs(x), p), dim, keepdim), 1.0 / p)
+
+
+# -- linear algebra --------------------------------------------------------------------------
+def matmul(a, b):
+    """torch.matmul: 1-d vectors, 2-d matrices and broadcast batches of matrices."""
+    from .shape_ops import reshape, unsqueeze
+
+    a, b = as_tensor(a), as_tensor(b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise user_error(GcompError, "both arguments to matmul need to be at least 1D, but they "
+                         f"are {a.ndim}D and {b.ndim}D")
+    dt = T.result_type(_operand_info(a), _operand_info(b))
+    a, b = cast(a, dt), cast(b, dt)
+    if a.ndim == 1 and b.ndim == 1:
+        _check_k(a, b, a.shape[0], b.shape[0])
+        return bind("dot_general", a, b, contract=((0, 0),))
+    if a.ndim <= 2 and b.ndim <= 2:
+        _check_k(a, b, a.shape[-1], b.shape[0])
+        return bind("dot_general", a, b, contract=((a.ndim - 1, 0),))
+    va, vb = a.ndim == 1, b.ndim == 1
+    if va:
+        a = unsqueeze(a, 0)
+    if vb:
+        b = unsqueeze(b, -1)
+    _check_k(a, b, a.shape[-1], b.shape[-2])
+    batch = T.broadcast_shapes(a._type.shape[:-2], b._type.shape[:-2])
+    a = broadcast_to(a, batch + a._type.shape[-2:])
+    b = broadcast_to(b, batch + b._type.shape[-2:])
+    nb = len(batch)
+    out = bind("dot_general", a, b, contract=((nb + 1, nb),), batch=tuple((i, i) for i in range(nb)))
+    if va:
+        out = reshape(out, batch + (out.shape[-1],))
+    if vb:
+        out = reshape(out, out._type.shape[:-1])
+    return out
+
+
+def _check_k(a, b, k1, k2):
+    if k1 != k2:
+        raise user_error(GcompError, f"mat1 and mat2 shapes cannot be multiplied "
+                         f"({'x'.join(map(str, a.shape))} and {'x'.join(map(str, b.shape))})")
+
+
+def mm(a, b):
+    if a.ndim != 2 or b.ndim != 2:
+        raise user_error(GcompError, "mm: both arguments must be 2-D")
+    return matmul(a, b)
+
+
+def bmm(a, b):
+    if a.ndim != 3 or b.ndim != 3:
+        raise user_error(GcompError, "bmm: both arguments must be 3-D")
+    if a.shape[0] != b.shape[0]:
+        raise user_error(GcompError, f"bmm: batch sizes differ ({a.shape[0]} and {b.shape[0]})")
+    return matmul(a, b)
+
+
+def dot(a, b):
+    if a.ndim != 1 or b.ndim != 1:
+        raise user_error(GcompError, "1D tensors expected for dot")
+    return matmul(a, b)
+
+
+def mv(a, b):
+    return matmul(a, b)
+
+
+def outer(a, b):
+    from .shape_ops import unsqueeze
+
+    return mul(unsqueeze(a, 1), unsqueeze(b, 0))
+
+
+def einsum(equation: str, *operands):
+    """torch.einsum, lowered to transposes, broadcasts, reductions and one dot_general a pair."""
+    from .einsum import einsum as _einsum
+
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    return _einsum(equation, [as_tensor(o) for o in operands])
+
+
+multiply, subtract = mul, sub

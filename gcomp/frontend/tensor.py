@@ -1,0 +1,297 @@
+"""The user-facing Tensor: PyTorch's methods and operators over the dispatcher."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.dispatch import Mode, TraceInterpreter, user_error
+from ..core.tensor import Storage, TensorBase
+from ..ir.errors import GcompError
+from ..ir.graph import Value
+from ..ir.types import TensorType
+
+
+class TracedValueError(GcompError):
+    """A traced tensor was used where Python needs a concrete value."""
+
+
+def _concrete_error(what: str) -> GcompError:
+    return user_error(TracedValueError, (
+        f"{what} needs a concrete value, but this tensor is being traced by gcomp.compile (its "
+        "value is only known when the compiled program runs). Use gcomp.where(cond, a, b) for "
+        "data-dependent choices, or move this code outside the compiled function."))
+
+
+class Tensor(TensorBase):
+    """A multi-dimensional array with PyTorch's API; eager or symbolic (inside gcomp.compile)."""
+
+    __hash__ = object.__hash__
+    __array_priority__ = 1000  # make numpy defer to our reflected operators
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def shape(self):
+        return Size(self._type.shape)
+
+    @property
+    def dtype(self):
+        return self._type.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self._type.shape)
+
+    @property
+    def device(self):
+        from .device import device_of
+
+        return device_of(self)
+
+    @property
+    def is_traced(self) -> bool:
+        return isinstance(self._current(), Value)
+
+    def _current(self):
+        """The data as the current interpreter sees it (a captured tensor's traced value)."""
+        interp = Mode.stack[-1]
+        if isinstance(interp, TraceInterpreter):
+            v = interp.overlay.get(self._storage)
+            if v is not None:
+                return v
+        return self._storage.data
+
+    def size(self, dim=None):
+        if dim is None:
+            return self.shape
+        return self._type.shape[_dim(dim, self.ndim)]
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def numel(self) -> int:
+        return self._type.size
+
+    def nelement(self) -> int:
+        return self._type.size
+
+    def element_size(self) -> int:
+        return self._type.dtype.itemsize
+
+    def __len__(self) -> int:
+        if not self._type.shape:
+            raise user_error(GcompError, "len() of a 0-d tensor")
+        return self._type.shape[0]
+
+    def is_floating_point(self) -> bool:
+        return self._type.dtype.is_floating_point
+
+    # -- conversion to Python -----------------------------------------------------------------
+    def _array(self, what: str):
+        d = self._current()
+        if isinstance(d, Value):
+            raise _concrete_error(what)
+        return d
+
+    def numpy(self) -> np.ndarray:
+        if self.requires_grad and Mode.grad_enabled and not self.is_leaf:
+            pass
+        if self.requires_grad:
+            raise user_error(GcompError, "Can't call numpy() on a tensor that requires grad. Use "
+                             "tensor.detach().numpy() instead.")
+        return np.asarray(self._array("numpy()"))
+
+    def __array__(self, dtype=None, copy=None):
+        a = np.asarray(self._array("converting to a numpy array"))
+        return a.astype(dtype) if dtype is not None else a
+
+    def item(self):
+        a = self._array("item()")
+        if self.numel() != 1:
+            raise user_error(GcompError, f"a Tensor with {self.numel()} elements cannot be "
+                             "converted to a Python scalar")
+        return np.asarray(a).reshape(()).item()
+
+    def tolist(self):
+        return np.asarray(self._array("tolist()")).tolist()
+
+    def __bool__(self) -> bool:
+        if self.is_traced:
+            raise _concrete_error("bool() (an `if`, `while`, `and`/`or` or `not` on a tensor)")
+        if self.numel() != 1:
+            raise user_error(GcompError, f"Boolean value of Tensor with {self.numel()} values is "
+                             "ambiguous; use .any() or .all()")
+        return bool(self.item())
+
+    def __int__(self) -> int:
+        if self.is_traced:
+            raise _concrete_error("int()")
+        return int(self.item())
+
+    def __float__(self) -> float:
+        if self.is_traced:
+            raise _concrete_error("float()")
+        return float(self.item())
+
+    def __index__(self) -> int:
+        if self.is_traced:
+            raise _concrete_error("use as a Python index")
+        if self.dtype.is_floating_point or self.numel() != 1:
+            raise user_error(GcompError, "only integer tensors of a single element can be "
+                             "converted to an index")
+        return int(self.item())
+
+    def __repr__(self) -> str:
+        d = self._current()
+        grad = ""
+        if self._grad_fn is not None:
+            grad = f", grad_fn=<{self._grad_fn.op}>"
+        elif self.requires_grad:
+            grad = ", requires_grad=True"
+        if isinstance(d, Value):
+            return f"tensor(<traced {self._type}>{grad})"
+        a = np.asarray(d)
+        body = np.array2string(a.astype(np.float64) if a.dtype.kind == "V" else a,
+                               separator=", ", precision=4, prefix="tensor(")
+        dt = "" if self.dtype.name in ("float32", "int64", "bool") else f", dtype={self.dtype}"
+        return f"tensor({body}{dt}{grad})"
+
+    __str__ = __repr__
+
+    def __format__(self, spec):
+        if self.ndim == 0 and not self.is_traced:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise user_error(GcompError, "iteration over a 0-d tensor")
+        return iter(self.unbind(0))
+
+    def __reduce_ex__(self, protocol):
+        return (_rebuild, (np.asarray(self.detach()._array("pickling")), self.requires_grad))
+
+    def __deepcopy__(self, memo):
+        out = Tensor(Storage(self._array("copy.deepcopy")), self._type, self.requires_grad)
+        if self._grad is not None:
+            out._grad = Tensor(Storage(self._grad._storage.data), self._grad._type)
+        memo[id(self)] = out
+        return out
+
+    # -- autograd -----------------------------------------------------------------------------
+    @property
+    def grad(self):
+        interp = Mode.stack[-1]
+        if isinstance(interp, TraceInterpreter):
+            from .tracing import traced_grad
+
+            return traced_grad(interp, self)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise user_error(GcompError, "assigned grad must be a Tensor or None")
+            if value._type != self._type:
+                raise user_error(GcompError, f"assigned grad has type {value._type}, but the "
+                                 f"tensor is {self._type}")
+        interp = Mode.stack[-1]
+        if isinstance(interp, TraceInterpreter):
+            from .tracing import set_traced_grad
+
+            set_traced_grad(interp, self, value)
+            return
+        self._grad = value
+
+    @property
+    def grad_fn(self):
+        return self._grad_fn
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and not self.dtype.is_floating_point:
+            raise user_error(GcompError, "only tensors of floating point dtype can require "
+                             f"gradients, this one is {self.dtype}")
+        if not requires_grad and self._grad_fn is not None:
+            raise user_error(GcompError, "you can only change requires_grad flags of leaf "
+                             "variables; use .detach()")
+        self.requires_grad = requires_grad
+        return self
+
+    def retain_grad(self):
+        self._retains_grad = True
+        return self
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        from .autograd import backward
+
+        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph,
+                 inputs=inputs)
+
+    def detach(self) -> Tensor:
+        """Shares storage with self (Note [Storage and aliasing]); no gradient flows through."""
+        if self.is_traced and self.requires_grad:
+            from ..core.prims import stop_gradient
+
+            from .autograd import no_grad
+
+            with no_grad():
+                return stop_gradient(self)
+        out = Tensor(self._storage, self._type)
+        return out
+
+    def detach_(self) -> Tensor:
+        self._grad_fn = None
+        self.requires_grad = False
+        return self
+
+    @property
+    def data(self) -> Tensor:
+        return Tensor(self._storage, self._type)
+
+    @data.setter
+    def data(self, value: Tensor):
+        from .inplace import assign
+
+        assign(self, value, check=False)
+
+    @property
+    def T(self):
+        return self.permute(*reversed(range(self.ndim)))
+
+    @property
+    def mT(self):
+        return self.transpose(-2, -1)
+
+
+class Size(tuple):
+    """torch.Size: a tuple of ints with a PyTorch repr."""
+
+    def __repr__(self) -> str:
+        return f"gcomp.Size({list(self)})"
+
+    def numel(self) -> int:
+        n = 1
+        for d in self:
+            n *= d
+        return n
+
+
+def _rebuild(array, requires_grad):
+    from .creation import tensor
+
+    return tensor(array, requires_grad=requires_grad)
+
+
+def _dim(dim: int, ndim: int) -> int:
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise user_error(GcompError, f"Dimension out of range (expected to be in range of "
+                         f"[{-n}, {n - 1}], but got {dim})")
+    return dim % n
+
+
+def new_tensor(data, type: TensorType, requires_grad=False) -> Tensor:
+    return Tensor(Storage(data), type, requires_grad)
+
+
+Mode.tensor_class = Tensor

@@ -1,0 +1,40 @@
+"""convolution: N-d, layout (N, C, *spatial) x (O, I/groups, *kernel) -> (N, O, *spatial)."""
+
+from __future__ import annotations
+
+from ..errors import ShapeError
+from ..types import TensorType
+from . import declare, same_dtype
+
+
+def conv_out_size(n, k, stride, lo, hi, lhs_dil, rhs_dil):
+    n_dil = (n - 1) * lhs_dil + 1 if n > 0 else 0
+    k_dil = (k - 1) * rhs_dil + 1
+    span = n_dil + lo + hi - k_dil
+    return span // stride + 1 if span >= 0 else 0
+
+
+@declare("convolution", "conv", 2,
+         {"stride": "ints", "padding": "int_pairs", "lhs_dilation": "ints",
+          "rhs_dilation": "ints", "groups": "int", "batch_groups": "int"},
+         {"groups": 1, "batch_groups": 1})
+def _convolution(types, stride, padding, lhs_dilation, rhs_dilation, groups, batch_groups):
+    """lax.conv_general_dilated in NC*/OI* layout; ``groups`` is feature_group_count."""
+    x, w = types
+    dtype = same_dtype("convolution", types)
+    nsp = x.ndim - 2
+    if nsp < 1 or w.ndim != x.ndim:
+        raise ShapeError(f"convolution: need (N, C, *spatial) and (O, I, *kernel), got {x} and {w}")
+    for name, v in (("stride", stride), ("padding", padding), ("lhs_dilation", lhs_dilation),
+                    ("rhs_dilation", rhs_dilation)):
+        if len(v) != nsp:
+            raise ShapeError(f"convolution: {name} needs {nsp} entries, got {list(v)}")
+    n, c = x.shape[:2]
+    o, i = w.shape[:2]
+    if c != i * groups:
+        raise ShapeError(f"convolution: input has {c} channels but weight expects {i}x{groups} groups")
+    if o % groups or o % batch_groups or n % batch_groups:
+        raise ShapeError(f"convolution: {o} output channels not divisible by the groups")
+    spatial = [conv_out_size(x.shape[2 + d], w.shape[2 + d], stride[d], *padding[d],
+                             lhs_dilation[d], rhs_dilation[d]) for d in range(nsp)]
+    return [TensorType((n // batch_groups, o, *spatial), dtype)]

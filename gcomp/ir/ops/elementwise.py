@@ -1,0 +1,152 @@
+"""Elementwise primitives: operands of one shape and one dtype (the front end broadcasts and casts)."""
+
+from __future__ import annotations
+
+from ..errors import ShapeError
+from ..types import TensorType, bool_
+from . import declare, same_dtype, same_shape
+
+FLOAT_UNARY = ("exp", "expm1", "log", "log1p", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh",
+               "logistic", "erf", "erf_inv", "floor", "ceil", "round")
+ANY_UNARY = ("neg", "abs", "sign", "stop_gradient")
+ARITH_BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder",
+                "floor_divide", "atan2")
+COMPARE = ("eq", "ne", "lt", "le", "gt", "ge")
+LOGICAL = ("logical_and", "logical_or", "logical_xor")
+BITWISE = ("bitwise_and", "bitwise_or", "bitwise_xor")
+NON_DIFFERENTIABLE = {"sign", "floor", "ceil", "round", "floor_divide", *COMPARE, *LOGICAL,
+                      *BITWISE, "logical_not", "bitwise_not", "iota", "full", "constant"}
+
+
+def _float_unary(name):
+    def rule(types):
+        (x,) = types
+        if not x.dtype.is_floating_point:
+            raise ShapeError(f"{name} needs a floating-point operand, got {x}; cast it first")
+        return [x]
+
+    return rule
+
+
+def _any_unary(types):
+    return [types[0]]
+
+
+def _arith_binary(name):
+    def rule(types):
+        dtype = same_dtype(name, types)
+        if dtype == bool_:
+            raise ShapeError(f"{name} is not defined on bool operands; cast them first")
+        return [TensorType(same_shape(name, types), dtype)]
+
+    return rule
+
+
+def _compare(name):
+    def rule(types):
+        same_dtype(name, types)
+        return [TensorType(same_shape(name, types), bool_)]
+
+    return rule
+
+
+def _logical(name):
+    def rule(types):
+        if any(t.dtype != bool_ for t in types):
+            raise ShapeError(f"{name} takes bool operands, got {', '.join(map(str, types))}")
+        return [TensorType(same_shape(name, types), bool_)]
+
+    return rule
+
+
+def _bitwise(name):
+    def rule(types):
+        dtype = same_dtype(name, types)
+        if dtype.is_floating_point:
+            raise ShapeError(f"{name} takes integer or bool operands, got {types[0]}")
+        return [TensorType(same_shape(name, types), dtype)]
+
+    return rule
+
+
+for _n in FLOAT_UNARY:
+    declare(_n, "elementwise", 1, differentiable=_n not in NON_DIFFERENTIABLE)(_float_unary(_n))
+for _n in ANY_UNARY:
+    declare(_n, "elementwise", 1, differentiable=_n not in NON_DIFFERENTIABLE)(_any_unary)
+for _n in ARITH_BINARY:
+    declare(_n, "elementwise", 2, differentiable=_n not in NON_DIFFERENTIABLE)(_arith_binary(_n))
+for _n in COMPARE:
+    declare(_n, "elementwise", 2, differentiable=False)(_compare(_n))
+for _n in LOGICAL:
+    declare(_n, "elementwise", 2, differentiable=False)(_logical(_n))
+for _n in BITWISE:
+    declare(_n, "elementwise", 2, differentiable=False)(_bitwise(_n))
+
+
+@declare("logical_not", "elementwise", 1, differentiable=False)
+def _logical_not(types):
+    return _logical("logical_not")(types)
+
+
+@declare("bitwise_not", "elementwise", 1, differentiable=False)
+def _bitwise_not(types):
+    return _bitwise("bitwise_not")(types)
+
+
+@declare("shift_right_logical", "elementwise", 2, differentiable=False)
+def _shift_right_logical(types):
+    return _bitwise("shift_right_logical")(types)
+
+
+@declare("select", "elementwise", 3)
+def _select(types):
+    """select(pred, on_true, on_false): torch.where."""
+    pred, a, b = types
+    if pred.dtype != bool_:
+        raise ShapeError(f"select: the predicate must be bool, got {pred}")
+    dtype = same_dtype("select", [a, b])
+    return [TensorType(same_shape("select", types), dtype)]
+
+
+@declare("cast", "elementwise", 1, {"dtype": "dtype"})
+def _cast(types, dtype):
+    return [TensorType(types[0].shape, dtype)]
+
+
+@declare("bitcast", "elementwise", 1, {"dtype": "dtype"}, differentiable=False)
+def _bitcast(types, dtype):
+    if dtype.bits != types[0].dtype.bits:
+        raise ShapeError(f"bitcast needs equal widths, got {types[0].dtype} to {dtype}")
+    return [TensorType(types[0].shape, dtype)]
+
+
+@declare("iota", "elementwise", 0, {"shape": "shape", "dim": "int", "dtype": "dtype"},
+         differentiable=False)
+def _iota(types, shape, dim, dtype):
+    """Values 0, 1, ... along ``dim``, broadcast over the other dims."""
+    if not 0 <= dim < max(len(shape), 1):
+        raise ShapeError(f"iota: dim {dim} out of range for shape {list(shape)}")
+    return [TensorType(tuple(shape), dtype)]
+
+
+@declare("full", "elementwise", 0, {"shape": "shape", "value": "float", "dtype": "dtype"},
+         differentiable=False)
+def _full(types, shape, value, dtype):
+    return [TensorType(tuple(shape), dtype)]
+
+
+def literal_shape(value) -> tuple[int, ...]:
+    shape = []
+    while isinstance(value, (list, tuple)):
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return tuple(shape)
+
+
+@declare("constant", "elementwise", 0, {"value": "literal", "dtype": "dtype"},
+         differentiable=False)
+def _constant(types, value, dtype):
+    """An array written out in the IR (nested lists), for small literals made inside a trace."""
+    return [TensorType(literal_shape(value), dtype)]

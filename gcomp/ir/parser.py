@@ -1,0 +1,206 @@
+"""Text -> Graph. Every failure is an IRParseError with line, column and what was expected."""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import lark
+
+from .errors import IRParseError, ShapeError
+from .graph import Graph, Node, Value
+from .types import TensorType, dtype_from_name
+
+
+@functools.cache
+def _lark() -> lark.Lark:
+    grammar = (Path(__file__).with_name("grammar.lark")).read_text()
+    return lark.Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+_TOKEN_WORDS = {
+    "VALUE": "a value like %0", "NAME": "a name", "INT": "an integer", "FLOAT": "a number",
+    "STRING": "a string", "LOC": "a # comment", "STATE": "'state'", "LPAR": "'('", "RPAR": "')'",
+    "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "EQUAL": "'='",
+    "COLON": "':'", "AT": "'@'", "RETURN": "'return'", "UPDATE": "'update'", "GRAPH": "'graph'",
+    "__ANON_0": "'<-'",
+}
+
+
+def _expected(tokens) -> str:
+    words = sorted({_TOKEN_WORDS.get(t, t) for t in tokens})
+    return ", ".join(words[:8]) + (" ..." if len(words) > 8 else "")
+
+
+def parse(text: str | bytes) -> Graph:
+    """Parse IR text into a Graph. Types written on results are checked against the op's rule."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise IRParseError(f"IR text is not UTF-8 ({e.reason} at byte {e.start})", 1, 1) from None
+    if not text.strip():
+        raise IRParseError("empty IR text; expected 'graph @name(...) { ... }'", 1, 1)
+    try:
+        tree = _lark().parse(text)
+    except lark.exceptions.UnexpectedToken as e:
+        got = "end of text" if e.token.type == "$END" else repr(str(e.token))
+        raise IRParseError(f"unexpected {got}; expected {_expected(e.expected)}", e.line, e.column) \
+            from None
+    except lark.exceptions.UnexpectedCharacters as e:
+        raise IRParseError(f"unexpected character {text[e.pos_in_stream]!r}; expected "
+                           f"{_expected(e.allowed)}", e.line, e.column) from None
+    except lark.exceptions.UnexpectedEOF as e:
+        raise IRParseError(f"text ends early; expected {_expected(e.expected)}",
+                           text.count("\n") + 1, 1) from None
+    return _Builder(text).build(tree.children[0])
+
+
+class _Builder:
+    def __init__(self, text: str):
+        self.text = text
+        self.env: dict[str, Value] = {}
+
+    def error(self, msg: str, item) -> IRParseError:
+        line = getattr(item, "line", None) or getattr(getattr(item, "meta", None), "line", 1)
+        col = getattr(item, "column", None) or getattr(getattr(item, "meta", None), "column", 1)
+        return IRParseError(msg, line or 1, col or 1)
+
+    def type_of(self, tree) -> TensorType:
+        name, *dims = tree.children
+        try:
+            dtype = dtype_from_name(str(name))
+        except ShapeError as e:
+            raise self.error(str(e), name) from None
+        return TensorType(tuple(int(d) for d in dims if d is not None), dtype)
+
+    def lookup(self, tok) -> Value:
+        try:
+            return self.env[str(tok)[1:]]
+        except KeyError:
+            raise self.error(f"value {tok} is used before it is defined", tok) from None
+
+    def define(self, tok, value: Value) -> None:
+        name = str(tok)[1:]
+        if name in self.env:
+            raise self.error(f"value %{name} is defined twice (the IR is SSA)", tok)
+        self.env[name] = value
+
+    def build(self, tree) -> Graph:
+        name, *rest = tree.children
+        g = Graph(str(name))
+        items = [c for c in rest if c is not None]
+        for item in items:
+            if item.data == "param":
+                tok, typ, state = item.children
+                v = g.add_input(self.type_of(typ), name=str(tok)[1:],
+                                state=str(tok)[1:] if state is not None else None)
+                self.define(tok, v)
+            elif item.data == "node":
+                g.nodes.append(self.node(item))
+            elif item.data == "ret":
+                g.outputs = [self.lookup(t) for t in item.children if t is not None]
+            elif item.data == "update":
+                target, val = item.children
+                tv = self.env.get(str(target)[1:])
+                if tv is not None and tv.state is None:
+                    raise self.error(f"update target {target} is not a state input", target)
+                state = tv.state if tv is not None else str(target)[1:]
+                if any(s == state for s, _ in g.updates):
+                    raise self.error(f"state {target} is updated twice", target)
+                v = self.lookup(val)
+                if tv is not None and v.type != tv.type:
+                    raise self.error(f"update of {target}: {tv.type} cannot take {v.type}", val)
+                g.updates.append((state, v))
+        return g
+
+    def node(self, tree) -> Node:
+        from .ops import OPS, infer_types
+
+        results, op_tok, operands, attrs_tree, loc = [], None, [], None, None
+        for c in tree.children:
+            if c is None:
+                continue
+            if isinstance(c, lark.Tree) and c.data == "result":
+                results.append(c)
+            elif isinstance(c, lark.Tree) and c.data == "attrs":
+                attrs_tree = c
+            elif isinstance(c, lark.Token) and c.type == "NAME":
+                op_tok = c
+            elif isinstance(c, lark.Token) and c.type == "VALUE":
+                operands.append(c)
+            elif isinstance(c, lark.Token) and c.type == "LOC":
+                loc = str(c)[1:].strip() or None
+        op = str(op_tok)
+        if op not in OPS:
+            close = [k for k in OPS if k.startswith(op[:3])][:5]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise self.error(f"unknown op {op!r}{hint}", op_tok)
+        inputs = [self.lookup(t) for t in operands]
+        attrs = self.attrs(op, attrs_tree) if attrs_tree is not None else {}
+        declared = [self.type_of(r.children[1]) for r in results]
+        try:
+            inferred = infer_types(op, [v.type for v in inputs], attrs)
+            from .ops import normalize_attrs
+            attrs = normalize_attrs(op, attrs)
+        except ShapeError as e:
+            raise self.error(str(e), op_tok) from None
+        if len(inferred) != len(declared):
+            raise self.error(f"{op} has {len(inferred)} result(s), the text declares {len(declared)}",
+                             op_tok)
+        for r, want, got in zip(results, inferred, declared):
+            if want != got:
+                raise self.error(f"{op} gives {want} here, but the text says {got}", r.children[0])
+        node = Node(op, inputs, attrs, [], loc)
+        node.outputs = [Value(t, node, i) for i, t in enumerate(inferred)]
+        for r, v in zip(results, node.outputs):
+            self.define(r.children[0], v)
+        return node
+
+    def attrs(self, op, tree) -> dict:
+        from .ops import OPS
+
+        kinds = OPS[op].attrs
+        out = {}
+        for a in tree.children:
+            if a is None:
+                continue
+            key_tok, lit = a.children
+            key = str(key_tok)
+            if key in out:
+                raise self.error(f"attribute {key} given twice", key_tok)
+            if key not in kinds:
+                raise self.error(f"{op} has no attribute {key!r} (attributes: "
+                                 f"{', '.join(kinds) or 'none'})", key_tok)
+            out[key] = self.literal(lit, kinds[key])
+        return out
+
+    def literal(self, tree, kind):
+        if isinstance(tree, lark.Token):  # a bare terminal cannot reach here (rules are aliased)
+            raise self.error("unexpected token", tree)
+        kind_of = tree.data
+        if kind_of == "int":
+            return int(tree.children[0])
+        if kind_of == "float":
+            s = str(tree.children[0])
+            return float(s)
+        if kind_of == "string":
+            s = str(tree.children[0])[1:-1]
+            return s.replace('\\"', '"').replace("\\\\", "\\")
+        if kind_of == "name":
+            tok = tree.children[0]
+            word = str(tok)
+            if word in ("true", "false"):
+                return word == "true"
+            if word == "nan":
+                return math.nan
+            if kind == "dtype":
+                try:
+                    return dtype_from_name(word)
+                except ShapeError as e:
+                    raise self.error(str(e), tok) from None
+            raise self.error(f"unexpected word {word!r} in an attribute", tok)
+        if kind_of == "list":
+            return tuple(self.literal(c, "any") for c in tree.children if c is not None)
+        raise self.error(f"bad attribute literal {kind_of}", tree)

@@ -1,0 +1,105 @@
+"""jax rules for the elementwise family."""
+
+from __future__ import annotations
+
+import numpy as np
+from jax import lax
+
+from . import lowers, to_jax_dtype
+
+_UNARY = {
+    "neg": lax.neg, "abs": lax.abs, "sign": lax.sign, "exp": lax.exp, "expm1": lax.expm1,
+    "log": lax.log, "log1p": lax.log1p, "sqrt": lax.sqrt, "rsqrt": lax.rsqrt, "sin": lax.sin,
+    "cos": lax.cos, "tan": lax.tan, "tanh": lax.tanh, "logistic": lax.logistic, "erf": lax.erf,
+    "erf_inv": lax.erf_inv, "floor": lax.floor, "ceil": lax.ceil,
+    "logical_not": lax.bitwise_not, "bitwise_not": lax.bitwise_not,
+    "stop_gradient": lambda x: x,
+}
+_BINARY = {
+    "add": lax.add, "sub": lax.sub, "mul": lax.mul, "maximum": lax.max, "minimum": lax.min,
+    "atan2": lax.atan2, "eq": lax.eq, "ne": lax.ne, "lt": lax.lt, "le": lax.le, "gt": lax.gt,
+    "ge": lax.ge, "logical_and": lax.bitwise_and, "logical_or": lax.bitwise_or,
+    "logical_xor": lax.bitwise_xor, "bitwise_and": lax.bitwise_and,
+    "bitwise_or": lax.bitwise_or, "bitwise_xor": lax.bitwise_xor,
+    "shift_right_logical": lax.shift_right_logical,
+}
+
+for _name, _f in _UNARY.items():
+    lowers(_name)(lambda x, _f=_f: _f(x))
+for _name, _f in _BINARY.items():
+    lowers(_name)(lambda x, y, _f=_f: _f(x, y))
+
+
+@lowers("round")
+def _round(x):
+    return lax.round(x, lax.RoundingMethod.TO_NEAREST_EVEN)  # torch.round: half to even
+
+
+def _is_float(x) -> bool:
+    return np.issubdtype(x.dtype, np.inexact)
+
+
+@lowers("div")
+def _div(x, y):
+    return lax.div(x, y)  # floats: true division; integers: truncation, as C and lax
+
+
+@lowers("pow")
+def _pow(x, y):
+    if _is_float(x):
+        return lax.pow(x, y)
+    from jax import numpy as jnp  # integer power by repeated squaring
+
+    return jnp.power(x, y).astype(x.dtype)
+
+
+@lowers("remainder")
+def _remainder(x, y):
+    """Python's (and torch.remainder's) sign convention: the result has the divisor's sign."""
+    r = lax.rem(x, y)
+    zero = lax.full_like(r, 0)
+    fix = lax.bitwise_and(lax.ne(r, zero), lax.ne(lax.lt(r, zero), lax.lt(y, lax.full_like(y, 0))))
+    return lax.select(fix, lax.add(r, y), r)
+
+
+@lowers("floor_divide")
+def _floor_divide(x, y):
+    if _is_float(x):
+        return lax.floor(lax.div(lax.sub(x, _remainder(x, y)), y))
+    q = lax.div(x, y)
+    zero = lax.full_like(x, 0)
+    fix = lax.bitwise_and(lax.ne(lax.rem(x, y), zero), lax.ne(lax.lt(x, zero), lax.lt(y, zero)))
+    return lax.select(fix, lax.sub(q, lax.full_like(q, 1)), q)
+
+
+@lowers("select")
+def _select(pred, a, b):
+    return lax.select(pred, a, b)
+
+
+@lowers("cast")
+def _cast(x, dtype):
+    target = to_jax_dtype(dtype)
+    if target == np.bool_:
+        return lax.ne(x, lax.full_like(x, 0))
+    return lax.convert_element_type(x, target)
+
+
+@lowers("bitcast")
+def _bitcast(x, dtype):
+    return lax.bitcast_convert_type(x, to_jax_dtype(dtype))
+
+
+@lowers("iota")
+def _iota(shape, dim, dtype):
+    return lax.broadcasted_iota(to_jax_dtype(dtype), tuple(shape), dim)
+
+
+@lowers("full")
+def _full(shape, value, dtype):
+    return lax.full(tuple(shape), value, to_jax_dtype(dtype))
+
+
+@lowers("constant")
+def _constant(value, dtype):
+    return np.asarray(value, dtype=to_jax_dtype(dtype))

@@ -1,0 +1,1 @@
+"""Compiled functions: the cache and its guards, executables, state write-back."""

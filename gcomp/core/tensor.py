@@ -30,21 +30,23 @@ class Storage:
 
 
 class TensorBase:
-    __slots__ = ("_storage", "_type", "requires_grad", "_grad", "_grad_fn", "_out_index", "_leaf",
-                 "_base", "_base_version", "_name", "_retains_grad", "__weakref__", "__dict__")
+    # Only the storage, the type and requires_grad are set on every tensor; the rest are class
+    # defaults that an instance overrides when it needs to (tensor creation is on the hot path).
+    __slots__ = ("_storage", "_type", "requires_grad", "__weakref__", "__dict__")
+
+    _grad = None
+    _grad_fn = None  # the TapeNode that produced it (None for leaves)
+    _out_index = 0
+    _leaf = None  # in a snapshot: the leaf tensor it stands for
+    _base = None  # for views: the tensor viewed, and its storage version then
+    _base_version = 0
+    _name = None  # a state path, set by modules and optimizers
+    _retains_grad = False
 
     def __init__(self, storage: Storage, type: TensorType, requires_grad: bool = False):
         self._storage = storage
         self._type = type
         self.requires_grad = requires_grad
-        self._grad = None
-        self._grad_fn = None  # the TapeNode that produced it (None for leaves)
-        self._out_index = 0
-        self._leaf = None  # in a snapshot: the leaf tensor it stands for
-        self._base = None  # for views: the tensor viewed, and its storage version then
-        self._base_version = 0
-        self._name = None  # a state path, set by modules and optimizers
-        self._retains_grad = False
 
     @property
     def _data(self):
@@ -60,15 +62,13 @@ class TensorBase:
         s._storage = Storage(self._storage.data if data is None else data)
         s._type = self._type
         s.requires_grad = self.requires_grad
-        s._grad = None
-        s._grad_fn = self._grad_fn
-        s._out_index = self._out_index
-        s._leaf = self._leaf if self._leaf is not None else (
+        if self._grad_fn is not None:
+            s._grad_fn = self._grad_fn
+            s._out_index = self._out_index
+        leaf = self._leaf if self._leaf is not None else (
             self if self._grad_fn is None and self.requires_grad else None)
-        s._base = None
-        s._base_version = 0
-        s._name = self._name
-        s._retains_grad = False
+        if leaf is not None:
+            s._leaf = leaf
         return s
 
     def _edge(self):

@@ -162,8 +162,6 @@ def pow(a, b):  # noqa: A001
     if isinstance(a, Tensor) and a.dtype.is_floating_point and _scalar(b) is not None:
         if b == 2:
             return bind("mul", a, a)  # what torch computes for x ** 2, with a simpler gradient
-        if b == 1:
-            return a
     return _binary("pow", a, b)
 
 

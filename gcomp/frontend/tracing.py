@@ -186,6 +186,8 @@ class Trace:
     writebacks: list = field(default_factory=list)  # one per graph update, in order
     grads_to_none: list = field(default_factory=list)  # tensors whose .grad becomes None
     grad_reads: list = field(default_factory=list)  # (tensor, its .grad when traced): guards
+    out_requires_grad: list = field(default_factory=list)  # per graph output
+    arg_requires_grad: list = field(default_factory=list)  # per argument input
 
 
 def flatten(obj, path=()):
@@ -253,6 +255,7 @@ def trace(fn, args: tuple, kwargs: dict, name: str | None = None) -> Trace:
     except (TypeError, ValueError):
         params = []
     arg_paths = []
+    arg_rg: list[bool] = []
 
     def to_symbolic(path, x):
         if not isinstance(x, Tensor):
@@ -265,6 +268,7 @@ def trace(fn, args: tuple, kwargs: dict, name: str | None = None) -> Trace:
         nm = "_".join([str(base)] + [str(p) for p in rest]) if rest else str(base)
         v = interp.add_input(x._type, name=nm)
         arg_paths.append(path)
+        arg_rg.append(bool(x.requires_grad))
         t = Tensor(Storage(v), x._type, x.requires_grad)
         return t
 
@@ -280,9 +284,13 @@ def trace(fn, args: tuple, kwargs: dict, name: str | None = None) -> Trace:
         out = fn(*sym_args, **sym_kwargs)
         out_values: list[Value] = []
 
+        out_rg: list[bool] = []
+
         def mark(path, x):
             if isinstance(x, Tensor):
                 out_values.append(interp.value_of(x))
+                out_rg.append(bool(x.requires_grad and Mode.grad_enabled
+                                   and x.dtype.is_floating_point))
                 return ("T", len(out_values) - 1)
             return x
 
@@ -291,6 +299,8 @@ def trace(fn, args: tuple, kwargs: dict, name: str | None = None) -> Trace:
         result = Trace(graph, arg_paths, out_tree, [])
         _finish_state(interp, result)
         result.grad_reads = list(interp.grad_reads.items())
+        result.out_requires_grad = out_rg
+        result.arg_requires_grad = arg_rg
     finally:
         Mode.stack.pop()
     return result

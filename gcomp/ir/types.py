@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from .errors import ShapeError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class DType:
+    """A dtype. Each is a module-level singleton, compared and hashed by identity."""
+
     name: str  # PyTorch's name: "float32"
     short: str  # the IR's name: "f32"
     kind: str  # "b" bool, "u" unsigned, "i" signed int, "f" float
@@ -18,6 +20,9 @@ class DType:
         return f"gcomp.{self.name}"
 
     __str__ = __repr__
+
+    def __reduce__(self):
+        return (dtype_from_name, (self.name,))
 
     @property
     def is_floating_point(self) -> bool:

@@ -21,6 +21,7 @@ import jax
 from ..core.dispatch import Mode, TraceInterpreter, user_error
 from ..core.tensor import Storage
 from ..ir.errors import GcompError
+from ..ir.graph import Value
 from ..lowering.jit import to_function
 from ..passes import run_passes
 from ..passes.manager import Stage
@@ -82,6 +83,18 @@ class Entry:
     backward: object = None  # built on first use
     compile_ms: float = 0.0
 
+    def __post_init__(self):
+        self.n_out = len(self.graph.outputs)
+        self.out_types = [v.type for v in self.graph.outputs]
+        self.state_storages = [st for st, _, _ in self.trace.captured]
+        tree = self.trace.out_tree
+        self.single_output = tree[1] if _is_marker(tree) else None
+        paths = self.trace.arg_paths
+        self.plain = all(len(p) == 1 and isinstance(p[0], int) for p in paths) and \
+            [p[0] for p in paths] == sorted(p[0] for p in paths)
+        self.trivial = (self.single_output == 0 and self.n_out == 1 and not self.trace.writebacks
+                        and not self.trace.grads_to_none and not self.diff_outputs)
+
     def guards_hold(self) -> bool:
         for st, t, _ in self.trace.captured:
             if getattr(st.data, "shape", None) != t._type.shape:
@@ -110,6 +123,7 @@ class CompiledFunction:
         self.name = name or getattr(fn, "__name__", "fn")
         self.cache_limit = cache_limit or int(os.environ.get("GCOMP_CACHE_LIMIT", 8))
         self._cache: dict = {}
+        self._fast: dict = {}  # a cheaper key for plain tensor/scalar arguments -> entry
         self._last_key = None
         self._hits = self._misses = 0
         self._warned = False
@@ -132,12 +146,36 @@ class CompiledFunction:
                 tuple((k, _describe(v)) for k, v in sorted(kwargs.items())), Mode.grad_enabled)
 
     def __call__(self, *args, **kwargs):
-        if isinstance(Mode.stack[-1], TraceInterpreter):
+        if len(Mode.stack) > 1 and isinstance(Mode.stack[-1], TraceInterpreter):
             return self.fn(*args, **kwargs)  # inside another trace: inline
+        if not kwargs:  # the fast path: plain tensor and scalar arguments
+            entry = self._fast.get(_fast_key(args))
+            if entry is not None and entry.plain and entry.guards_hold():
+                self._hits += 1
+                arrays = [a._storage.data for a in args if type(a) not in _SCALARS]
+                if any(type(d) is Value for d in arrays):
+                    return self._run(entry, args, kwargs)  # raises a clear error
+                arrays += [st.data for st in entry.state_storages]
+                outs = entry.run(*arrays)
+                if entry.trivial:
+                    return _Tensor()(Storage(outs[0]), entry.out_types[0])
+                return self._finish(entry, args, kwargs, arrays, outs)
         entry = self._entry(args, kwargs)
         return self._run(entry, args, kwargs)
 
     def _entry(self, args, kwargs) -> Entry:
+        fast = None if kwargs else _fast_key(args)
+        if fast is not None:
+            entry = self._fast.get(fast)
+            if entry is not None and entry.guards_hold():
+                self._hits += 1
+                return entry
+        entry = self._slow_entry(args, kwargs)
+        if fast is not None:
+            self._fast[fast] = entry
+        return entry
+
+    def _slow_entry(self, args, kwargs) -> Entry:
         key = self._key(args, kwargs)
         entries = self._cache.get(key, [])
         for entry in entries:
@@ -181,23 +219,27 @@ class CompiledFunction:
         graph = run_passes(tr.graph.copy(), self.passes, stages=stages)
         fn = jax.jit(to_function(graph))
         ms = (time.perf_counter() - t0) * 1e3
-        entry = Entry(tr, graph, stages, fn, tr.arg_paths, list(tr.grad_reads), compile_ms=ms)
+        diff = [i for i, rg in enumerate(tr.out_requires_grad) if rg]
+        entry = Entry(tr, graph, stages, fn, tr.arg_paths, list(tr.grad_reads), diff,
+                      compile_ms=ms)
         _dump(self.name, entry, self._size())
         return entry
 
     def _run(self, entry: Entry, args, kwargs):
-        from ..frontend.tensor import Tensor
-        from ..frontend.tracing import rebuild
-
         arrays = []
         for path in entry.arg_leaves:
-            x = _at(args, kwargs, path)
-            arrays.append(x._array("a compiled call"))
-        state = [st.data for st, _, _ in entry.trace.captured]
-        n_out = len(entry.graph.outputs)
-        outs = entry.run(*arrays, *state)
-        results, updates = outs[:n_out], outs[n_out:]
-        for wb, arr in zip(entry.trace.writebacks, updates):
+            x = _at(args, kwargs, path) if path != (len(arrays),) else args[len(arrays)]
+            d = x._storage.data
+            if isinstance(d, Value):
+                x._array("a compiled call")  # raises the traced-value error
+            arrays.append(d)
+        arrays += [st.data for st in entry.state_storages]
+        return self._finish(entry, args, kwargs, arrays, entry.run(*arrays))
+
+    def _finish(self, entry, args, kwargs, arrays, outs):
+        """Write state back and wrap the results."""
+        n_out = entry.n_out
+        for wb, arr in zip(entry.trace.writebacks, outs[n_out:]):
             if wb.storage is not None:
                 wb.storage.data = arr
                 wb.storage.version += 1
@@ -207,15 +249,21 @@ class CompiledFunction:
                     t._grad._storage.data = arr
                     t._grad._storage.version += 1
                 else:
-                    t._grad = Tensor(Storage(arr), t._type)
+                    t._grad = _Tensor()(Storage(arr), t._type)
         for t in entry.trace.grads_to_none:
             t._grad = None
-        tensors = [Tensor(Storage(r), v.type) for r, v in zip(results, entry.graph.outputs)]
+        cls = _Tensor()
+        tensors = [cls(Storage(r), ty) for r, ty in zip(outs[:n_out], entry.out_types)]
+        if entry.diff_outputs and Mode.grad_enabled:
+            _tape_call(entry, args, kwargs, arrays, tensors)
         tree = entry.trace.out_tree
-        if isinstance(tree, tuple) and len(tree) == 2 and tree[0] == "T" and isinstance(tree[1], int):
-            return tensors[tree[1]]
-        return rebuild(tree, lambda p, x: tensors[x[1]] if _is_marker(x) else x) if isinstance(
-            tree, (tuple, list, dict)) else tree
+        if entry.single_output is not None:
+            return tensors[entry.single_output]
+        if isinstance(tree, (tuple, list, dict)):
+            from ..frontend.tracing import rebuild
+
+            return rebuild(tree, lambda p, x: tensors[x[1]] if _is_marker(x) else x)
+        return tree
 
     # -- inspection ---------------------------------------------------------------------------
     def ir(self, *args, **kwargs) -> str:
@@ -231,6 +279,7 @@ class CompiledFunction:
 
     def cache_clear(self):
         self._cache.clear()
+        self._fast.clear()
         self._hits = self._misses = 0
         self._last_key = None
 
@@ -240,6 +289,30 @@ class CacheInfo:
     hits: int
     misses: int
     size: int
+
+
+_SCALARS = (int, float, bool, str, type(None))
+
+
+def _fast_key(args):
+    parts = []
+    tensor = Mode.tensor_class
+    for a in args:
+        t = type(a)
+        if t is tensor:
+            parts.append(a._type)
+            parts.append(a.requires_grad)
+        elif t in _SCALARS:
+            parts.append(t)
+            parts.append(a)
+        else:
+            return None
+    parts.append(Mode.grad_enabled)
+    return tuple(parts)
+
+
+def _Tensor():  # noqa: N802 - the front end's Tensor class, without importing the front end
+    return Mode.tensor_class
 
 
 def _is_marker(x):
@@ -278,3 +351,85 @@ def compile(fn=None, *, passes="default", name=None, cache_limit=None):  # noqa:
     if not callable(fn):
         raise user_error(GcompError, f"gcomp.compile expects a function, got {type(fn).__name__}")
     return CompiledFunction(fn, passes=passes, name=name, cache_limit=cache_limit)
+
+
+# ---------------------------------------------------------------------------------------------
+# Note [Compiled calls inside eager autograd]
+# When a compiled function is called with inputs (arguments or captured parameters) that require
+# grad, and grad mode is on, its outputs that required grad during tracing get one tape node.
+# Its VJP runs a second executable: the forward graph with a grad request for those outputs,
+# expanded by the autodiff pass, taking the forward call's input arrays and the cotangents. So
+# `loss = crit(cmodel(x), y); loss.backward()` gives eager gradients, and an eager optimizer works.
+# (The backward recomputes the forward; choosing what to save instead is rematerialization's job.)
+
+def _diff_inputs(entry):
+    """(graph input index, tensor getter) for each input whose gradient is wanted."""
+    out = []
+    n_args = len(entry.arg_leaves)
+    for i, rg in enumerate(entry.trace.arg_requires_grad):
+        if rg:
+            out.append(i)
+    for j, (st, t, state) in enumerate(entry.trace.captured):
+        if t.requires_grad and t._grad_fn is None and t.dtype.is_floating_point:
+            out.append(n_args + j)
+    return out
+
+
+def _backward_fn(entry):
+    if entry.backward is None:
+        from ..core.dispatch import Mode as _M  # noqa: F401
+
+        g = entry.graph.copy()
+        g.updates = []
+        wanted = _diff_inputs(entry)
+        outs = [g.outputs[i] for i in entry.diff_outputs]
+        cts = [g.add_input(v.type, name=f"ct{k}") for k, v in enumerate(outs)]
+        node = g.add_node("grad", outs + cts + [g.inputs[i] for i in wanted],
+                          {"outputs": len(outs)}, loc=None)
+        g.outputs = list(node.outputs)
+        g.name = g.name + "_backward"
+        stages = []
+        g = run_passes(g, ["autodiff", "dce"], stages=stages)
+        entry.backward = (jax.jit(to_function(g)), wanted, stages)
+    return entry.backward
+
+
+def _tape_call(entry, args, kwargs, arrays, tensors):
+    from ..core import autograd as core_ag
+
+    wanted = _diff_inputs(entry)
+    if not wanted:
+        return
+    n_args = len(entry.arg_leaves)
+    srcs = []
+    for i in wanted:
+        if i < n_args:
+            srcs.append(_at(args, kwargs, entry.arg_leaves[i]))
+        else:
+            srcs.append(entry.trace.captured[i - n_args][1])
+    saved = list(arrays)
+
+    def vjp(cts, inputs, outputs, **_):
+        if Mode.grad_enabled:
+            raise GcompError("differentiating the gradient of a compiled function "
+                             "(create_graph=True through gcomp.compile) is not supported yet")
+        run, want, _ = _backward_fn(entry)
+        ct_arrays = [c._storage.data if c is not None else jax.numpy.zeros(o._type.shape,
+                     _np_dtype(o._type.dtype)) for c, o in zip(cts, outputs)]
+        grads = run(*saved, *ct_arrays)
+        cls = _Tensor()
+        return [cls(Storage(gr), s._type) for gr, s in zip(grads, inputs)]
+
+    node = core_ag.TapeNode(f"compiled:{entry.graph.name}", {}, [s._snapshot() for s in srcs],
+                            None, [s._edge() for s in srcs], None, custom=vjp)
+    diff = [tensors[i] for i in entry.diff_outputs]
+    node.output_keys = [(node, k) for k in range(len(diff))]
+    for k, t in enumerate(diff):
+        t.requires_grad, t._grad_fn, t._out_index = True, node, k
+    node.outputs = [t._snapshot() for t in diff]
+
+
+def _np_dtype(dtype):
+    from ..lowering import to_jax_dtype
+
+    return to_jax_dtype(dtype)

@@ -71,7 +71,7 @@ def _check_attr(op: str, key: str, kind: str, value: Any) -> None:
 def normalize_attrs(op: str, attrs: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults and check every attribute against the op's declaration."""
     d = get(op)
-    out = dict(d.defaults)
+    out = {k: _freeze(v) for k, v in d.defaults.items()}
     out.update({k: _freeze(v) for k, v in attrs.items()})
     for key in out:
         if key not in d.attrs:
@@ -81,7 +81,7 @@ def normalize_attrs(op: str, attrs: dict[str, Any]) -> dict[str, Any]:
         if key not in out:
             raise ShapeError(f"{op}: missing attribute {key!r}")
         _check_attr(op, key, kind, out[key])
-    return out
+    return {key: out[key] for key in d.attrs}  # declaration order: one printed form per node
 
 
 def _freeze(v):

@@ -1,0 +1,30 @@
+# `make run`: set up and run the flagship demo. `make test`: set up and run the whole suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test setup lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(PY) examples/linear_regression.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check gcomp tests examples benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/dispatch.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,98 @@
+"""The ``gcomp`` command: work with IR files.
+
+    gcomp opt FILE.gir --passes autodiff,dce     print the graph after the passes (like mlir-opt)
+    gcomp run FILE.gir [--inputs in.npz] [--out out.npz]
+                                                 run a graph (inputs by name, or zeros) and print
+                                                 or save its outputs
+    gcomp verify FILE.gir                        parse and verify, print OK or the error
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+
+def _load(path: str):
+    from .ir import parse
+
+    with open(path, "rb") as fh:
+        return parse(fh.read())
+
+
+def _cmd_opt(args) -> int:
+    from .passes import run_passes
+
+    g = _load(args.file)
+    g = run_passes(g, args.passes.split(",") if args.passes else [])
+    sys.stdout.write(str(g))
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    from .ir import verify
+
+    verify(_load(args.file))
+    print("OK")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from .ir import compile as compile_graph
+    from .lowering import to_jax_dtype
+
+    g = _load(args.file)
+    given = dict(np.load(args.inputs)) if args.inputs else {}
+    arrays = []
+    for v in g.inputs:
+        name = v.state or v.name
+        if name in given:
+            arrays.append(np.asarray(given.pop(name), dtype=to_jax_dtype(v.type.dtype)))
+        elif args.inputs:
+            raise SystemExit(f"gcomp run: {args.inputs} has no array named {name!r} ({v.type})")
+        else:
+            arrays.append(np.zeros(v.type.shape, to_jax_dtype(v.type.dtype)))
+    outs = compile_graph(g)(*arrays)
+    names = [f"out{i}" for i in range(len(g.outputs))] + [s for s, _ in g.updates]
+    result = {n: np.asarray(o) for n, o in zip(names, outs)}
+    if args.out:
+        np.savez(args.out, **result)
+        print(f"wrote {len(result)} arrays to {args.out}")
+    else:
+        for n, a in result.items():
+            print(f"{n}: {a.dtype}{list(a.shape)}\n{a}")
+    return 0
+
+
+def main(argv=None) -> int:
+    from .ir.errors import GcompError
+
+    ap = argparse.ArgumentParser(prog="gcomp", description="gcomp: work with IR files")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("opt", help="run passes over an IR file and print the result")
+    p.add_argument("file")
+    p.add_argument("--passes", default="", help="comma-separated pass names")
+    p.set_defaults(func=_cmd_opt)
+    p = sub.add_parser("run", help="run an IR file")
+    p.add_argument("file")
+    p.add_argument("--inputs", help=".npz with one array per input name")
+    p.add_argument("--out", help="save outputs to this .npz")
+    p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("verify", help="parse and verify an IR file")
+    p.add_argument("file")
+    p.set_defaults(func=_cmd_verify)
+    args = ap.parse_args(argv)
+    try:
+        return args.func(args)
+    except GcompError as e:
+        print(f"gcomp {args.cmd}: {args.file}: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"gcomp {args.cmd}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

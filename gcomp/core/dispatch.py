@@ -65,27 +65,27 @@ def user_error(cls, message: str):
 class EagerInterpreter:
     """Runs each op now with its jitted lowering rule."""
 
-    def __init__(self):
-        self.type_cache: dict = {}
-
-    def apply(self, op, inputs, attrs, akey):
+    def apply(self, op, inputs, attrs, akey, cache):
         arrays = []
         for t in inputs:
             d = t._storage.data
-            if isinstance(d, Value):
+            if type(d) is Value:
                 raise user_error(GcompError, f"{op}: a traced tensor from a gcomp.compile trace was "
                                  "used outside it; return it from the compiled function instead")
             arrays.append(d)
         in_types = tuple(t._type for t in inputs)
-        key = (op, akey, in_types)
-        out_types = self.type_cache.get(key)
+        out_types = cache.types.get(in_types)
         if out_types is None:
             try:
                 out_types = _ops.infer_types(op, list(in_types), attrs)
             except ShapeError as e:
                 raise user_error(ShapeError, str(e)) from None
-            self.type_cache[key] = out_types
-        res = jitted(op, akey)(*arrays)
+            if len(cache.types) < 10_000:
+                cache.types[in_types] = out_types
+        fn = cache.fn
+        if fn is None:
+            fn = cache.fn = jitted(op, akey)
+        res = fn(*arrays)
         if len(out_types) == 1:
             res = (res,)
         cls = Mode.tensor_class
@@ -139,7 +139,7 @@ class TraceInterpreter:
         self.captured.append((st, t, v))
         return v
 
-    def apply(self, op, inputs, attrs, akey):
+    def apply(self, op, inputs, attrs, akey, cache=None):
         values = [self.value_of(t) for t in inputs]
         if self.cut and Mode.grad_enabled:
             values = [self._cut_value(v) if v in self.cut else v for v in values]
@@ -189,23 +189,55 @@ def _attrs(op: str, attrs: dict):
         norm = _ops.normalize_attrs(op, attrs)
     except ShapeError as e:
         raise user_error(ShapeError, str(e)) from None
-    hit = (norm, tuple(norm.items()))
+    hit = (norm, tuple(norm.items()), _OpCache())
     if key is not None and len(_ATTR_CACHE) < 100_000:
         _ATTR_CACHE[key] = hit
     return hit
 
 
+def refresh_view(t: TensorBase) -> None:
+    """Recompute a view from its root after the root was updated in place (Note [Views] in
+    frontend/shape_ops.py). Inside a trace, a view made outside it gets an overlay value."""
+    root = t._base
+    t._base_version = root._storage.version  # first, so the recomputation does not recurse
+    fresh = t._view_fn(root)
+    interp = Mode.stack[-1]
+    st = t._storage
+    if isinstance(interp, TraceInterpreter) and not (
+            isinstance(st.data, Value) and st.data in interp.values and st not in interp.overlay):
+        interp.value_of(t)
+        interp.overlay[st] = interp.value_of(fresh)
+        return
+    st.data = fresh._storage.data
+    t._grad_fn, t._out_index = fresh._grad_fn, fresh._out_index
+    t.requires_grad = fresh.requires_grad
+
+
+class _OpCache:
+    """Per (op, attributes): the jitted eager callable and the result types seen so far."""
+
+    __slots__ = ("fn", "types")
+
+    def __init__(self):
+        self.fn = None
+        self.types: dict = {}
+
+
 def bind(op: str, *inputs: TensorBase, **attrs):
     """Apply primitive ``op`` to tensors: compute or record it, and tape it for autograd."""
-    norm, akey = _attrs(op, attrs)
-    outs = Mode.stack[-1].apply(op, inputs, norm, akey)
-    if Mode.grad_enabled:
-        for t in inputs:
-            if t.requires_grad:
-                from .autograd import record
+    norm, akey, cache = _attrs(op, attrs)
+    needs_grad = False
+    for t in inputs:
+        if t.requires_grad:
+            needs_grad = True
+        base = t._base
+        if base is not None and base._storage.version != t._base_version:
+            refresh_view(t)
+    outs = Mode.stack[-1].apply(op, inputs, norm, akey, cache)
+    if needs_grad and Mode.grad_enabled:
+        from .autograd import record
 
-                record(op, norm, inputs, outs)
-                break
+        record(op, norm, inputs, outs)
     return outs[0] if len(outs) == 1 else tuple(outs)
 
 

@@ -40,6 +40,9 @@ class TensorBase:
     _leaf = None  # in a snapshot: the leaf tensor it stands for
     _base = None  # for views: the tensor viewed, and its storage version then
     _base_version = 0
+    _view_fn = None  # recomputes a view from its root (Note [Views] in frontend/shape_ops.py)
+    _view_writable = True
+    _view_nograd = False  # a .data/.detach() alias of a view: writes through without autograd
     _name = None  # a state path, set by modules and optimizers
     _retains_grad = False
 

@@ -103,7 +103,9 @@ def getitem(x: Tensor, key) -> Tensor:
         out = bind("slice", x, start=tuple(start), limit=tuple(limit), stride=tuple(stride))
     out = reshape(out, tuple(result_shape)) if tuple(result_shape) != out._type.shape else out
     if not advanced:
-        return _view_of(out, x) if out is not x else _view_of(reshape(x, shape), x)
+        if out is x:
+            out = reshape(x, shape)
+        return _view_of(out, x, lambda b: getitem(b, key))
     return _advanced(out, advanced)
 
 
@@ -135,11 +137,18 @@ def _advanced(x: Tensor, advanced) -> Tensor:
 
 def setitem(x: Tensor, key, value) -> None:
     from .creation import arange
+    from .shape_ops import reshape
+
+    write_at(x, getitem(reshape(arange(x.numel()), x._type.shape), key), value)
+
+
+def write_at(x: Tensor, ids: Tensor, value, check: bool = True) -> Tensor:
+    """x with the elements whose flat indices are ``ids`` set to ``value`` (broadcast to ids'
+    shape), in place. A mask and a scatter, so it is exact and differentiable in x and value."""
     from .inplace import assign
     from .ops import as_tensor, broadcast_to, cast, full, gt, where
     from .shape_ops import reshape
 
-    ids = getitem(reshape(arange(x.numel()), x._type.shape), key)
     value = as_tensor(value) if not isinstance(value, (int, float, bool)) else value
     if isinstance(value, Tensor):
         vals = broadcast_to(cast(value, x.dtype), ids._type.shape)
@@ -147,11 +156,11 @@ def setitem(x: Tensor, key, value) -> None:
         vals = full(ids._type.shape, value, x.dtype)
     flat_ids = reshape(ids, (-1,))
     n = x.numel()
-    hit = bind("scatter_add", full((n,), 0, T.int32), flat_ids, full(flat_ids._type.shape, 1, T.int32),
-               axis=0)
+    hit = bind("scatter_add", full((n,), 0, T.int32), flat_ids,
+               full(flat_ids._type.shape, 1, T.int32), axis=0)
     carrier = vals if x.dtype != T.bool_ else cast(vals, T.int32)
     spread = bind("scatter_add", full((n,), 0, carrier.dtype), flat_ids, reshape(carrier, (-1,)),
                   axis=0)
     spread = cast(reshape(spread, x._type.shape), x.dtype)
     mask = reshape(gt(hit, 0), x._type.shape)
-    assign(x, where(mask, spread, x))
+    return assign(x, where(mask, spread, x), check=check)

@@ -12,11 +12,9 @@ def assign(t: Tensor, new: Tensor, check: bool = True) -> Tensor:
     """Make ``t`` hold ``new``'s data (and autograd history), as an in-place op does."""
     from .ops import broadcast_to, cast
 
+    if t._base is not None:
+        return _assign_view(t, new)
     if check:
-        if t._base is not None:
-            raise user_error(GcompError, "in-place update of a view (the result of view/reshape/"
-                             "transpose/slicing/expand) is not supported; update the base tensor, "
-                             "for example with x[index] = value")
         if t.requires_grad and t._grad_fn is None and Mode.grad_enabled:
             raise user_error(GcompError, "a leaf Variable that requires grad is being used in an "
                              "in-place operation; wrap the update in `with gcomp.no_grad():`")
@@ -35,6 +33,30 @@ def assign(t: Tensor, new: Tensor, check: bool = True) -> Tensor:
         t._storage.version += 1
     if new.requires_grad and Mode.grad_enabled:
         t._grad_fn, t._out_index, t.requires_grad = new._grad_fn, new._out_index, True
+    return t
+
+
+def _assign_view(t: Tensor, new: Tensor) -> Tensor:
+    """Write through a view into its root (Note [Views] in shape_ops.py)."""
+    from ..core.dispatch import refresh_view
+    from .creation import arange
+    from .indexing import write_at
+    from .shape_ops import reshape
+
+    if not t._view_writable:
+        raise user_error(GcompError, "unsupported operation: more than one element of the "
+                         "written-to tensor refers to a single memory location (an expand()ed "
+                         "view); clone() it before updating it in place")
+    root = t._base
+    ids = t._view_fn(reshape(arange(root.numel()), root._type.shape))
+    if t._view_nograd:
+        from .autograd import no_grad
+
+        with no_grad():
+            write_at(root, ids, new.detach(), check=False)
+    else:
+        write_at(root, ids, new)
+    refresh_view(t)
     return t
 
 

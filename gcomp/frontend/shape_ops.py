@@ -1,5 +1,15 @@
-"""Shape ops and indexing with PyTorch's semantics. Results that PyTorch makes views record their
-base (Note [Storage and aliasing] in core/tensor.py)."""
+"""Shape ops and indexing with PyTorch's semantics.
+
+Note [Views]
+Results that PyTorch makes views (view/reshape, permute/transpose, expand, slicing, split,
+narrow, basic indexing, squeeze/unsqueeze) record their root tensor, the root's storage version,
+and a function that recomputes them from the root. When the root is updated in place, the next
+use of the view recomputes it (the dispatcher checks the version), so the view shows the update
+as in PyTorch. An in-place update of a view writes through: the view function applied to an index
+tensor tells which root elements the view covers, and the new values are scattered into the root
+(indexing.write_at). Views made by expand cover root elements more than once and cannot be
+written, as in PyTorch.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +24,24 @@ from ..ir.errors import GcompError
 from .tensor import Tensor, _dim
 
 
-def _view_of(out: Tensor, base: Tensor) -> Tensor:
-    root = base._base if base._base is not None else base
-    if out is not base:
-        out._base = root
-        out._base_version = root._storage.version
+def _view_of(out: Tensor, base: Tensor, fn=None, writable: bool = True) -> Tensor:
+    """Record that ``out == fn(base)`` is a view of base's root (Note [Views])."""
+    if fn is None or out is base:
+        return out
+    if base._base is not None:
+        root, inner = base._base, base._view_fn
+        writable = writable and base._view_writable
+
+        def full(r, inner=inner, fn=fn):
+            return fn(inner(r))
+    else:
+        root, full = base, fn
+    if out._storage is root._storage:
+        return out
+    out._base = root
+    out._base_version = root._storage.version
+    out._view_fn = full
+    out._view_writable = writable
     return out
 
 
@@ -44,9 +67,8 @@ def _infer_shape(shape, numel):
 
 def reshape(x: Tensor, *shape) -> Tensor:
     shape = _infer_shape(_sizes(shape), x.numel())
-    if shape == x._type.shape:
-        return _view_of(_alias(x), x)
-    return _view_of(bind("reshape", x, shape=shape), x)
+    out = _alias(x) if shape == x._type.shape else bind("reshape", x, shape=shape)
+    return _view_of(out, x, lambda b: reshape(b, shape))
 
 
 view = reshape
@@ -83,9 +105,8 @@ def permute(x: Tensor, *dims) -> Tensor:
     if sorted(dims) != list(range(x.ndim)):
         raise user_error(GcompError, f"permute: {list(dims)} is not a permutation of "
                          f"{x.ndim} dims")
-    if dims == tuple(range(x.ndim)):
-        return _view_of(_alias(x), x)
-    return _view_of(bind("transpose", x, perm=dims), x)
+    out = _alias(x) if dims == tuple(range(x.ndim)) else bind("transpose", x, perm=dims)
+    return _view_of(out, x, lambda b: permute(b, dims))
 
 
 def transpose(x: Tensor, dim0, dim1) -> Tensor:
@@ -132,7 +153,7 @@ def expand(x: Tensor, *sizes) -> Tensor:
         raise user_error(GcompError, f"expand: the number of sizes ({len(sizes)}) must be at "
                          f"least the tensor's dims ({x.ndim})")
     shape = tuple(x._type.shape[i - n] if s == -1 else s for i, s in enumerate(sizes))
-    return _view_of(broadcast_to(x, shape), x)
+    return _view_of(broadcast_to(x, shape), x, lambda b: expand(b, shape), writable=False)
 
 
 def expand_as(x, other):
@@ -207,11 +228,13 @@ def narrow(x, dim, start, length):
 def _slice_dim(x, d, start, stop, step):
     shape = x._type.shape
     if start == 0 and stop == shape[d] and step == 1:
-        return _view_of(_alias(x), x)
-    starts = tuple(start if i == d else 0 for i in range(x.ndim))
-    limits = tuple(stop if i == d else s for i, s in enumerate(shape))
-    strides = tuple(step if i == d else 1 for i in range(x.ndim))
-    return _view_of(bind("slice", x, start=starts, limit=limits, stride=strides), x)
+        out = _alias(x)
+    else:
+        starts = tuple(start if i == d else 0 for i in range(x.ndim))
+        limits = tuple(stop if i == d else s for i, s in enumerate(shape))
+        strides = tuple(step if i == d else 1 for i in range(x.ndim))
+        out = bind("slice", x, start=starts, limit=limits, stride=strides)
+    return _view_of(out, x, lambda b: _slice_dim(b, d, start, stop, step))
 
 
 def split(x, split_size_or_sections, dim=0):

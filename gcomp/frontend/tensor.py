@@ -53,12 +53,21 @@ class Tensor(TensorBase):
 
     def _current(self):
         """The data as the current interpreter sees it (a captured tensor's traced value)."""
+        self._fresh()
         interp = Mode.stack[-1]
         if isinstance(interp, TraceInterpreter):
             v = interp.overlay.get(self._storage)
             if v is not None:
                 return v
         return self._storage.data
+
+    def _fresh(self):
+        """Recompute this view if its root changed since (Note [Views] in shape_ops.py)."""
+        base = self._base
+        if base is not None and base._storage.version != self._base_version:
+            from ..core.dispatch import refresh_view
+
+            refresh_view(self)
 
     def size(self, dim=None):
         if dim is None:
@@ -93,8 +102,6 @@ class Tensor(TensorBase):
         return d
 
     def numpy(self) -> np.ndarray:
-        if self.requires_grad and Mode.grad_enabled and not self.is_leaf:
-            pass
         if self.requires_grad:
             raise user_error(GcompError, "Can't call numpy() on a tensor that requires grad. Use "
                              "tensor.detach().numpy() instead.")
@@ -229,6 +236,7 @@ class Tensor(TensorBase):
 
     def detach(self) -> Tensor:
         """Shares storage with self (Note [Storage and aliasing]); no gradient flows through."""
+        self._fresh()
         if self.is_traced and self.requires_grad:
             from ..core.prims import stop_gradient
 
@@ -236,7 +244,17 @@ class Tensor(TensorBase):
 
             with no_grad():
                 return stop_gradient(self)
+        return self._alias_nograd()
+
+    def _alias_nograd(self) -> Tensor:
+        """Same data, no autograd history. For a view: a view of the same root whose in-place
+        updates write through without recording gradients (what .data and .detach() do)."""
         out = Tensor(self._storage, self._type)
+        if self._base is not None:
+            out._storage = type(self._storage)(self._storage.data)
+            out._base, out._base_version = self._base, self._base_version
+            out._view_fn, out._view_writable = self._view_fn, self._view_writable
+            out._view_nograd = True
         return out
 
     def detach_(self) -> Tensor:
@@ -246,7 +264,8 @@ class Tensor(TensorBase):
 
     @property
     def data(self) -> Tensor:
-        return Tensor(self._storage, self._type)
+        self._fresh()
+        return self._alias_nograd()
 
     @data.setter
     def data(self, value: Tensor):

@@ -149,13 +149,23 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class TensorType:
     shape: tuple[int, ...]
     dtype: DType
+    _hash: int = 0
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        shape = tuple(int(d) for d in self.shape)
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "_hash", hash((shape, self.dtype.name)))
+
+    def __eq__(self, other) -> bool:
+        return self is other or (isinstance(other, TensorType) and self._hash == other._hash
+                                 and self.shape == other.shape and self.dtype is other.dtype)
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def ndim(self) -> int:

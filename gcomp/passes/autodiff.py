@@ -45,8 +45,8 @@ class _Emitter(TraceInterpreter):
 
     loc = None
 
-    def apply(self, op, inputs, attrs, akey):
-        outs = super().apply(op, inputs, attrs, akey)
+    def apply(self, op, inputs, attrs, akey, cache=None):
+        outs = super().apply(op, inputs, attrs, akey, cache)
         node = self.graph.nodes[-1]
         node.loc = self.loc
         return outs

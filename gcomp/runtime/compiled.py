@@ -200,7 +200,7 @@ class CompiledFunction:
                     f"gcomp.compile({self.name}) has compiled {self._size() + 1} executables "
                     f"(limit {self.cache_limit}); recent reasons: {'; '.join(self._reasons[-3:])}. "
                     "Pad inputs to a few fixed shapes, or pass changing numbers as tensors.",
-                    stacklevel=3)
+                    stacklevel=4)  # the user's call: __call__/ir/stages -> _entry -> here
         entry = self._build(args, kwargs)
         self._cache.setdefault(key, []).append(entry)
         self._last_key = key
@@ -229,6 +229,7 @@ class CompiledFunction:
         arrays = []
         for path in entry.arg_leaves:
             x = _at(args, kwargs, path) if path != (len(arrays),) else args[len(arrays)]
+            x._fresh()
             d = x._storage.data
             if isinstance(d, Value):
                 x._array("a compiled call")  # raises the traced-value error
@@ -259,11 +260,7 @@ class CompiledFunction:
         tree = entry.trace.out_tree
         if entry.single_output is not None:
             return tensors[entry.single_output]
-        if isinstance(tree, (tuple, list, dict)):
-            from ..frontend.tracing import rebuild
-
-            return rebuild(tree, lambda p, x: tensors[x[1]] if _is_marker(x) else x)
-        return tree
+        return _fill(tree, tensors)
 
     # -- inspection ---------------------------------------------------------------------------
     def ir(self, *args, **kwargs) -> str:
@@ -300,6 +297,8 @@ def _fast_key(args):
     for a in args:
         t = type(a)
         if t is tensor:
+            if a._base is not None:
+                a._fresh()
             parts.append(a._type)
             parts.append(a.requires_grad)
         elif t in _SCALARS:
@@ -317,6 +316,19 @@ def _Tensor():  # noqa: N802 - the front end's Tensor class, without importing t
 
 def _is_marker(x):
     return isinstance(x, tuple) and len(x) == 2 and x[0] == "T" and isinstance(x[1], int)
+
+
+def _fill(tree, tensors):
+    """The output structure with each ("T", i) marker replaced by the i-th result tensor."""
+    if _is_marker(tree):
+        return tensors[tree[1]]
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        return type(tree)(*[_fill(x, tensors) for x in tree])
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_fill(x, tensors) for x in tree)
+    if isinstance(tree, dict):
+        return {k: _fill(v, tensors) for k, v in tree.items()}
+    return tree
 
 
 def _at(args, kwargs, path):

@@ -39,7 +39,7 @@ def record(op, attrs, inputs, outs) -> None:
         return
     interp = dispatch.Mode.stack[-1]
     if isinstance(interp, dispatch.TraceInterpreter):  # snapshot what the trace sees
-        snaps = [t._snapshot(interp.value_of(t)) for t in inputs]
+        snaps = [t._snapshot(_traced_input(interp, t)) for t in inputs]
     else:
         snaps = [t._snapshot() for t in inputs]
     node = TapeNode(op, attrs, snaps, None, [t._edge() for t in inputs], None)
@@ -52,14 +52,24 @@ def record(op, attrs, inputs, outs) -> None:
     node.outputs = [o._snapshot() for o in outs]
 
 
+def _traced_input(interp, t):
+    """The value the traced node read for ``t``: for a value computed under no_grad from values
+    needing grad, the stop_gradient the trace inserted (TraceInterpreter._cut_value). So a leaf
+    updated in place under no_grad is differentiated at its new value only, never through the
+    update, as eagerly."""
+    v = interp.value_of(t)
+    return interp.cut_done.get(v, v) if v in interp.cut else v
+
+
 def _producer(key):
     return key[0] if isinstance(key, tuple) else None
 
 
-def backprop(seeds, targets=None, producer=_producer, accumulate=None):
+def backprop(seeds, targets=None, producer=_producer, accumulate=None, retain=()):
     """Reverse-mode accumulation from ``seeds`` ({key: cotangent}) back through the nodes.
 
-    Returns {key: cotangent} for each key in ``targets`` (every leaf reached when None). When
+    Returns {key: cotangent} for each key in ``targets`` (every leaf reached when None, plus the
+    keys in ``retain`` that were reached: non-leaf tensors that asked for retain_grad()). When
     ``accumulate`` is given it is called as accumulate(key, cotangent) for each leaf key instead.
     """
     from ..autodiff import vjp_rule
@@ -95,6 +105,7 @@ def backprop(seeds, targets=None, producer=_producer, accumulate=None):
         order = [n for n in order if id(n) in useful]
 
     cts: dict = {}
+    keep = set(targets) if targets is not None else set(retain)
 
     def add(key, ct):
         prev = cts.get(key)
@@ -103,8 +114,7 @@ def backprop(seeds, targets=None, producer=_producer, accumulate=None):
     for key, ct in seeds.items():
         add(key, ct)
     for node in reversed(order):
-        out_cts = [cts.get(k) if targets is not None and k in targets else cts.pop(k, None)
-                   for k in node.output_keys]
+        out_cts = [cts.get(k) if k in keep else cts.pop(k, None) for k in node.output_keys]
         if all(c is None for c in out_cts):
             continue
         rule = getattr(node, "custom", None) or vjp_rule(node.op)
@@ -117,7 +127,7 @@ def backprop(seeds, targets=None, producer=_producer, accumulate=None):
                                  f"type {x._type}")
             add(k, ct)
     if targets is None:
-        result = {k: v for k, v in cts.items() if producer(k) is None}
+        result = {k: v for k, v in cts.items() if producer(k) is None or k in keep}
     else:
         result = {k: cts[k] for k in targets if k in cts}
     if accumulate is not None:

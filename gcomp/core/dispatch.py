@@ -108,6 +108,7 @@ class TraceInterpreter:
         self.name_of = name_of or (lambda t: None)
         self.grad_overlay: dict = {}  # captured tensor -> its .grad inside the trace
         self.grad_reads: dict = {}  # captured tensor -> its .grad object when first read
+        self.view_versions: dict = {}  # outside views refreshed here -> root version then
         self.names: dict[Storage, str] = {}  # state names given by the tracer (".grad" states)
 
     def add_input(self, type: TensorType, name: str | None = None, state: str | None = None):
@@ -123,6 +124,13 @@ class TraceInterpreter:
         return name
 
     def value_of(self, t: TensorBase) -> Value:
+        base = t._base
+        if base is not None and base._storage.version != t._base_version and \
+                self.view_versions.get(t._storage) != base._storage.version:
+            refresh_view(t)
+        return self._value_of_storage(t)
+
+    def _value_of_storage(self, t: TensorBase) -> Value:
         st = t._storage
         v = self.overlay.get(st)
         if v is not None:
@@ -199,15 +207,17 @@ def refresh_view(t: TensorBase) -> None:
     """Recompute a view from its root after the root was updated in place (Note [Views] in
     frontend/shape_ops.py). Inside a trace, a view made outside it gets an overlay value."""
     root = t._base
-    t._base_version = root._storage.version  # first, so the recomputation does not recurse
     fresh = t._view_fn(root)
     interp = Mode.stack[-1]
     st = t._storage
     if isinstance(interp, TraceInterpreter) and not (
             isinstance(st.data, Value) and st.data in interp.values and st not in interp.overlay):
-        interp.value_of(t)
+        # a view made outside the trace: never mutate it, give it an overlay value instead
+        interp.view_versions[st] = root._storage.version
+        interp._value_of_storage(t)
         interp.overlay[st] = interp.value_of(fresh)
         return
+    t._base_version = root._storage.version
     st.data = fresh._storage.data
     t._grad_fn, t._out_index = fresh._grad_fn, fresh._out_index
     t.requires_grad = fresh.requires_grad
@@ -231,8 +241,9 @@ def bind(op: str, *inputs: TensorBase, **attrs):
         if t.requires_grad:
             needs_grad = True
         base = t._base
-        if base is not None and base._storage.version != t._base_version:
-            refresh_view(t)
+        if base is not None and base._storage.version != t._base_version and \
+                len(Mode.stack) == 1:
+            refresh_view(t)  # (a trace interpreter refreshes views in value_of)
     outs = Mode.stack[-1].apply(op, inputs, norm, akey, cache)
     if needs_grad and Mode.grad_enabled:
         from .autograd import record

@@ -42,6 +42,7 @@ class TensorBase:
     _base_version = 0
     _view_fn = None  # recomputes a view from its root (Note [Views] in frontend/shape_ops.py)
     _view_writable = True
+    _strides = None  # a view's strides as PyTorch would lay it out (None: contiguous)
     _view_nograd = False  # a .data/.detach() alias of a view: writes through without autograd
     _name = None  # a state path, set by modules and optimizers
     _retains_grad = False

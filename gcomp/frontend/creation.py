@@ -158,7 +158,9 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
         idx = bind("iota", shape=(n,), dim=0, dtype=T.float64)
         from .ops import add, cast, mul
 
-        out = cast(add(mul(idx, float(step)), float(start)), dtype)
+        if step != 1:
+            idx = mul(idx, float(step))
+        out = cast(add(idx, float(start)) if start != 0 else idx, dtype)
     else:
         idx = bind("iota", shape=(n,), dim=0, dtype=dtype)
         from .ops import add, mul

@@ -105,8 +105,24 @@ def getitem(x: Tensor, key) -> Tensor:
     if not advanced:
         if out is x:
             out = reshape(x, shape)
-        return _view_of(out, x, lambda b: getitem(b, key))
+        return _view_of(out, x, lambda b: getitem(b, key), strides=_basic_strides(x, keys))
     return _advanced(out, advanced)
+
+
+def _basic_strides(x: Tensor, keys) -> tuple[int, ...]:
+    """The strides PyTorch gives the result of basic indexing (ints drop a dim, slices scale
+    it, None inserts one)."""
+    from .shape_ops import strides_of
+
+    old, out, d = strides_of(x), [], 0
+    for k in keys:
+        if k is None:
+            out.append(0)
+            continue
+        if isinstance(k, slice):
+            out.append(old[d] * (k.step or 1))
+        d += 1
+    return tuple(out)
 
 
 def _advanced(x: Tensor, advanced) -> Tensor:

@@ -103,7 +103,7 @@ def _clone(self):
 
 
 def _contiguous(self, memory_format=None):
-    return self
+    return shape_ops.contiguous(self)
 
 
 def _new(fill):
@@ -166,7 +166,9 @@ Tensor.type_as = _type_as
 Tensor.to = _to
 Tensor.clone = _clone
 Tensor.contiguous = _contiguous
-Tensor.is_contiguous = lambda self, memory_format=None: True
+Tensor.is_contiguous = lambda self, memory_format=None: shape_ops.is_contiguous(self)
+Tensor.stride = lambda self, dim=None: (shape_ops.strides_of(self) if dim is None
+                                       else shape_ops.strides_of(self)[dim])
 Tensor.new_zeros = _new(0)
 Tensor.new_ones = _new(1)
 Tensor.new_empty = _new(0)

@@ -9,6 +9,10 @@ as in PyTorch. An in-place update of a view writes through: the view function ap
 tensor tells which root elements the view covers, and the new values are scattered into the root
 (indexing.write_at). Views made by expand cover root elements more than once and cannot be
 written, as in PyTorch.
+
+Whether PyTorch makes a view or a copy depends on strides (reshape of a transposed tensor copies,
+view of one raises), so views carry the strides PyTorch would give them (``_strides``, in elements)
+and reshape/view/contiguous decide with PyTorch's own rule (computeStride in ATen).
 """
 
 from __future__ import annotations
@@ -24,10 +28,59 @@ from ..ir.errors import GcompError
 from .tensor import Tensor, _dim
 
 
-def _view_of(out: Tensor, base: Tensor, fn=None, writable: bool = True) -> Tensor:
+def contiguous_strides(shape) -> tuple[int, ...]:
+    out, acc = [], 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= max(d, 1)
+    return tuple(reversed(out))
+
+
+def strides_of(x: Tensor) -> tuple[int, ...]:
+    s = x._strides
+    return s if s is not None else contiguous_strides(x._type.shape)
+
+
+def is_contiguous(x: Tensor) -> bool:
+    if x._strides is None or x.numel() == 0:
+        return True
+    want = contiguous_strides(x._type.shape)
+    return all(a == b for a, b, d in zip(x._strides, want, x._type.shape) if d != 1)
+
+
+def _view_strides(old_shape, old_strides, new_shape):
+    """ATen's computeStride: the strides of ``new_shape`` viewing the old layout, or None when
+    no view exists (then reshape copies and view raises)."""
+    if math.prod(old_shape) == 0 or not old_shape:
+        return contiguous_strides(new_shape)
+    new_strides = [0] * len(new_shape)
+    view_d = len(new_shape) - 1
+    chunk_base = old_strides[-1]
+    tensor_numel = view_numel = 1
+    for tensor_d in range(len(old_shape) - 1, -1, -1):
+        tensor_numel *= old_shape[tensor_d]
+        if tensor_d == 0 or (old_shape[tensor_d - 1] != 1 and
+                             old_strides[tensor_d - 1] != tensor_numel * chunk_base):
+            while view_d >= 0 and (view_numel < tensor_numel or new_shape[view_d] == 1):
+                new_strides[view_d] = view_numel * chunk_base
+                view_numel *= new_shape[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return None
+            if tensor_d > 0:
+                chunk_base = old_strides[tensor_d - 1]
+                tensor_numel = view_numel = 1
+    if view_d != -1:
+        return None
+    return tuple(new_strides)
+
+
+def _view_of(out: Tensor, base: Tensor, fn=None, writable: bool = True, strides=None) -> Tensor:
     """Record that ``out == fn(base)`` is a view of base's root (Note [Views])."""
     if fn is None or out is base:
         return out
+    if strides is not None and strides != contiguous_strides(out._type.shape):
+        out._strides = tuple(strides)
     if base._base is not None:
         root, inner = base._base, base._view_fn
         writable = writable and base._view_writable
@@ -66,12 +119,31 @@ def _infer_shape(shape, numel):
 
 
 def reshape(x: Tensor, *shape) -> Tensor:
+    """A view when PyTorch's strides allow one, otherwise a copy (as torch.reshape)."""
     shape = _infer_shape(_sizes(shape), x.numel())
-    out = _alias(x) if shape == x._type.shape else bind("reshape", x, shape=shape)
-    return _view_of(out, x, lambda b: reshape(b, shape))
+    strides = _view_strides(x._type.shape, strides_of(x), shape)
+    if shape == x._type.shape:
+        return _view_of(_alias(x), x, lambda b: reshape(b, shape), strides=strides_of(x))
+    out = bind("reshape", x, shape=shape)
+    if strides is None:
+        return out  # a copy: PyTorch copies here too
+    return _view_of(out, x, lambda b: reshape(b, shape), strides=strides)
 
 
-view = reshape
+def view(x: Tensor, *shape) -> Tensor:
+    shape = _infer_shape(_sizes(shape), x.numel())
+    if _view_strides(x._type.shape, strides_of(x), shape) is None:
+        raise user_error(GcompError, "view size is not compatible with input tensor's size and "
+                         "stride (at least one dimension spans across two contiguous subspaces). "
+                         "Use .reshape(...) instead.")
+    return reshape(x, shape)
+
+
+def contiguous(x: Tensor, memory_format=None) -> Tensor:
+    """x itself when its (PyTorch) layout is contiguous, else a copy."""
+    if is_contiguous(x):
+        return x
+    return bind("reshape", x, shape=x._type.shape) if x._type.shape else x
 
 
 def _alias(x: Tensor) -> Tensor:
@@ -106,7 +178,8 @@ def permute(x: Tensor, *dims) -> Tensor:
         raise user_error(GcompError, f"permute: {list(dims)} is not a permutation of "
                          f"{x.ndim} dims")
     out = _alias(x) if dims == tuple(range(x.ndim)) else bind("transpose", x, perm=dims)
-    return _view_of(out, x, lambda b: permute(b, dims))
+    old = strides_of(x)
+    return _view_of(out, x, lambda b: permute(b, dims), strides=tuple(old[d] for d in dims))
 
 
 def transpose(x: Tensor, dim0, dim1) -> Tensor:
@@ -153,7 +226,11 @@ def expand(x: Tensor, *sizes) -> Tensor:
         raise user_error(GcompError, f"expand: the number of sizes ({len(sizes)}) must be at "
                          f"least the tensor's dims ({x.ndim})")
     shape = tuple(x._type.shape[i - n] if s == -1 else s for i, s in enumerate(sizes))
-    return _view_of(broadcast_to(x, shape), x, lambda b: expand(b, shape), writable=False)
+    old = strides_of(x)
+    strides = tuple(0 if i < n or x._type.shape[i - n] != s else old[i - n]
+                    for i, s in enumerate(shape))
+    return _view_of(broadcast_to(x, shape), x, lambda b: expand(b, shape), writable=False,
+                    strides=strides)
 
 
 def expand_as(x, other):
@@ -234,7 +311,8 @@ def _slice_dim(x, d, start, stop, step):
         limits = tuple(stop if i == d else s for i, s in enumerate(shape))
         strides = tuple(step if i == d else 1 for i in range(x.ndim))
         out = bind("slice", x, start=starts, limit=limits, stride=strides)
-    return _view_of(out, x, lambda b: _slice_dim(b, d, start, stop, step))
+    strides = tuple(st * step if i == d else st for i, st in enumerate(strides_of(x)))
+    return _view_of(out, x, lambda b: _slice_dim(b, d, start, stop, step), strides=strides)
 
 
 def split(x, split_size_or_sections, dim=0):

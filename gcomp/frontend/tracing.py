@@ -65,8 +65,7 @@ def assign_traced(interp: TraceInterpreter, t: Tensor, new: Tensor) -> None:
                          "requires grad inside gcomp.compile; do the update under gcomp.no_grad()")
     interp.value_of(t)  # make sure it is captured as state
     interp.overlay[t._storage] = nv
-    if t.requires_grad and t._grad_fn is None:
-        interp.cut.discard(nv)  # still a leaf after a no_grad update (see traced_backward)
+    t._storage.version += 1  # views taken before this update are now stale, as in eager mode
 
 
 def _leaf_values(interp, roots):
@@ -132,6 +131,14 @@ def traced_backward(interp, tensors, grads, create_graph, inputs):
         leaves = {x: leaves.get(x, [interp.value_of(x)]) for x in inputs}
     if not leaves:
         return
+    for leaf in leaves:
+        name = getattr(interp, "argument_leaves", {}).get(id(leaf))
+        if name is not None:
+            # its .grad would only live in the trace: the caller's tensor would never see it
+            raise user_error(GcompError, f"backward() inside gcomp.compile reaches argument "
+                             f"{name!r}, a tensor requiring grad, whose .grad cannot be written "
+                             "back. Read the parameter from a global, closure or module instead "
+                             "(it becomes state), or return gcomp.autograd.grad(loss, [...]).")
     order = [(leaf, v) for leaf, vals in leaves.items() for v in vals]
     results = _emit_grad(interp, tensors, _seeds(tensors, grads), [v for _, v in order])
     total: dict = {}
@@ -215,6 +222,7 @@ def rebuild(obj, fn, path=()):
 def _closure_names(fn) -> dict[int, str]:
     """Names under which the function sees tensors: its globals and closure variables."""
     names: dict[int, str] = {}
+    bound = getattr(fn, "__self__", None)
     target = getattr(fn, "__func__", fn)
     code = getattr(target, "__code__", None)
     if code is None:
@@ -225,11 +233,21 @@ def _closure_names(fn) -> dict[int, str]:
                                                    if _cell_ok(c)))))
     scopes.append({k: v for k, v in getattr(target, "__globals__", {}).items()
                    if k in code.co_names})
+    if bound is not None:
+        scopes.insert(0, {"self": bound})
     for scope in scopes:
         for k, v in scope.items():
             if isinstance(v, Tensor):
                 names.setdefault(id(v), k)
                 names.setdefault(id(v._storage), k)
+            elif hasattr(v, "named_parameters") and hasattr(v, "named_buffers"):  # a Module
+                for n, t in list(v.named_parameters()) + list(v.named_buffers()):
+                    names.setdefault(id(t), f"{k}.{n}")
+                    names.setdefault(id(t._storage), f"{k}.{n}")
+            elif hasattr(v, "state_names"):  # an optimizer or generator naming its own state
+                for n, t in v.state_names():
+                    names.setdefault(id(t), f"{k}.{n}")
+                    names.setdefault(id(t._storage), f"{k}.{n}")
     return names
 
 
@@ -250,6 +268,7 @@ def trace(fn, args: tuple, kwargs: dict, name: str | None = None) -> Trace:
     names = _closure_names(fn)
     interp = TraceInterpreter(graph, name_of=lambda t: names.get(id(t)) or names.get(
         id(t._storage)))
+    interp.argument_leaves = {}  # id of each symbolic argument requiring grad -> its name
     try:
         params = list(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
@@ -270,6 +289,8 @@ def trace(fn, args: tuple, kwargs: dict, name: str | None = None) -> Trace:
         arg_paths.append(path)
         arg_rg.append(bool(x.requires_grad))
         t = Tensor(Storage(v), x._type, x.requires_grad)
+        if x.requires_grad:
+            interp.argument_leaves[id(t)] = nm
         return t
 
     sym_args = rebuild(list(args), to_symbolic)

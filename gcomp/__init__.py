@@ -77,3 +77,6 @@ def clone(t):
 
 
 _configure_log()
+
+from . import data, nn, optim, utils  # noqa: E402, F401
+from .serialization import load_state, save  # noqa: E402, F401

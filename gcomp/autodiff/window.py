@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 from ..core import prims as P
 from ..ir.errors import GcompError
 from . import defvjp
@@ -29,4 +32,23 @@ def _reduce_window(cts, inputs, outputs, kind, window, stride, padding, base_dil
 
 @defvjp("select_and_scatter_add")
 def _select_and_scatter_add(cts, inputs, outputs, window, stride, padding):
-    raise GcompError("second derivatives through max pooling are not supported")
+    """Linear in ``source``: each window takes the cotangent at its operand's maximum, the first
+    one on ties as XLA's select does (jax's _select_and_gather_add). Zero for ``operand``."""
+    (g,), (source, operand) = cts, inputs
+    nd = len(window)
+    low, high = tuple(lo for lo, _ in padding), tuple(hi for _, hi in padding)
+    if any(low) or any(high):
+        operand = P.pad(operand, low=low, high=high, interior=(0,) * nd, value=-math.inf)
+        g = P.pad(g, low=low, high=high, interior=(0,) * nd)
+    out_shape, best, picked = source._type.shape, None, None
+    for start in itertools.product(*(range(w) for w in window)):  # row-major, as XLA walks
+        limit = tuple(o + (n - 1) * s + 1 for o, n, s in zip(start, out_shape, stride, strict=True))
+        x = P.slice(operand, start=start, limit=limit, stride=stride)
+        ct = P.slice(g, start=start, limit=limit, stride=stride)
+        if best is None:
+            best, picked = x, ct
+            continue
+        later_wins = P.gt(x, best)
+        best = P.select(later_wins, x, best)
+        picked = P.select(later_wins, ct, picked)
+    return [picked, None]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import weakref
 
 from ..core import autograd as core_ag
 from ..core.dispatch import Mode, TraceInterpreter, user_error
+from ..core.tensor import Storage
 from ..ir.errors import GcompError
 from .tensor import Tensor
 
@@ -108,17 +110,25 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             seed = _seed_for(t, g)
             key = t._edge()
             seeds[key] = seed if key not in seeds else seeds[key] + seed
-    targets = None
+    targets, retained = None, {}
     if inputs is not None:
         inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
         targets = [x._edge() for x in inputs]
+    elif _RETAINED:
+        for t in list(_RETAINED.values()):
+            if t._grad_fn is not None:
+                retained.setdefault(t._edge(), []).append(t)
     with _GradMode(bool(create_graph)):
-        result = core_ag.backprop(seeds, targets)
+        result = core_ag.backprop(seeds, targets, retain=retained)
         for key, g in result.items():
             leaf = key if isinstance(key, Tensor) else None
             if leaf is None:
                 continue
             _accumulate(leaf, g, create_graph)
+    for key, ts in retained.items():
+        if key in result:
+            for t in ts:
+                _accumulate(t, result[key], create_graph)
     if inputs is not None:
         for x in inputs:
             k = x._edge()
@@ -126,13 +136,25 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 _accumulate(x, result[k], create_graph)
 
 
+_RETAINED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # id -> tensor
+
+
+def retain_grad(t: Tensor) -> None:
+    """Tensor.retain_grad(): a non-leaf tensor gets its .grad filled by backward()."""
+    if not t.requires_grad:
+        raise user_error(GcompError, "can't retain_grad on a tensor that has "
+                         "requires_grad=False")
+    if t._grad_fn is not None:
+        _RETAINED[id(t)] = t
+
+
 def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool):
     from .ops import add
 
-    if not create_graph:
-        g = g.detach()
     if leaf._grad is None:
-        leaf._grad = g if create_graph else Tensor(g._storage, g._type)
+        # a cell of its own: the same cotangent can reach several leaves (x + w), or be the
+        # caller's gradient= tensor, and a later backward accumulates into .grad in place
+        leaf._grad = g._snapshot() if create_graph else Tensor(Storage(g._storage.data), g._type)
     elif create_graph:
         leaf._grad = add(leaf._grad, g)
     else:
@@ -267,6 +289,8 @@ def _value_and_grad(fn, argnums, has_aux, return_value):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         args = list(args)
+        outer_grad = Mode.grad_enabled
+        own = set()  # leaves made here: results depending only on them are plain values
         with enable_grad():
             for i in nums:
                 a = args[i]
@@ -274,6 +298,7 @@ def _value_and_grad(fn, argnums, has_aux, return_value):
                     raise user_error(GcompError, f"gcomp.grad: argument {i} must be a Tensor")
                 if not a.requires_grad:
                     args[i] = a.detach().requires_grad_()
+                    own.add(id(args[i]))
             out = fn(*args, **kwargs)
             value, aux = (out[0], out[1]) if has_aux else (out, None)
             if not isinstance(value, Tensor) or value.numel() != 1:
@@ -281,9 +306,32 @@ def _value_and_grad(fn, argnums, has_aux, return_value):
                                  "tensor (use has_aux=True to return (scalar, aux))")
             grads = grad(value, [args[i] for i in nums], create_graph=True, allow_unused=True,
                          materialize_grads=True)
+
+        def result(t):  # keep a graph only for an enclosing differentiation (nested grads)
+            keep = outer_grad and t.requires_grad and _reaches_leaf_outside(t, own)
+            return t if keep else t.detach()
+
+        grads, value = tuple(result(t) for t in grads), result(value)
         g = grads[0] if isinstance(argnums, int) else grads
         if return_value:
             return ((value, aux), g) if has_aux else (value, g)
         return (g, aux) if has_aux else g
 
     return wrapper
+
+
+def _reaches_leaf_outside(t: Tensor, own: set) -> bool:
+    """Whether ``t``'s tape reaches a leaf other than those in ``own`` (ids)."""
+    stack, seen = [t._edge()], set()
+    while stack:
+        key = stack.pop()
+        if key is None:
+            continue
+        if not isinstance(key, tuple):
+            if id(key) not in own:
+                return True
+            continue
+        if id(key[0]) not in seen:
+            seen.add(id(key[0]))
+            stack.extend(key[0].input_keys)
+    return False

@@ -58,11 +58,17 @@ def _map(xs, f):
 
 def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
     """A new tensor holding a copy of ``data`` (PyTorch's dtype inference)."""
-    arr, from_python = _to_numpy(data)
+    try:
+        arr, from_python = _to_numpy(data)
+    except ValueError as e:  # numpy: "inhomogeneous shape" for ragged nested lists
+        raise user_error(GcompError, f"tensor(): could not make a tensor of this data (ragged "
+                         f"nested lists?): {e}") from None
     if arr.dtype == object:
         raise user_error(GcompError, "tensor(): could not infer a dtype (ragged nested lists?)")
     dt = dtype or _infer_dtype(arr, from_python)
-    arr = np.asarray(arr, dtype=to_jax_dtype(dt))
+    # A copy: jax.device_put may alias an aligned numpy buffer on CPU, and the caller's array
+    # (a torch tensor's .numpy(), say) can change afterwards.
+    arr = np.array(arr, dtype=to_jax_dtype(dt), copy=True)
     if isinstance(Mode.stack[-1], TraceInterpreter):
         out = bind("constant", value=arr.tolist(), dtype=dt)
     else:
@@ -80,6 +86,16 @@ def _put(arr, device):
     from .device import device as Device
 
     return jax.device_put(arr, Device(device).jax_device())
+
+
+def concrete_full(shape, fill_value, dtype, device=None) -> Tensor:
+    """A tensor filled with ``fill_value`` that holds a real array even inside gcomp.compile.
+
+    For state created while a trace runs (an optimizer's first moments, say): it must outlive
+    the trace, which then captures it as an input instead of computing it as a constant.
+    """
+    arr = np.full(tuple(shape), fill_value, dtype=to_jax_dtype(dtype))
+    return new_tensor(_put(arr, device), T.TensorType(arr.shape, dtype))
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
@@ -151,6 +167,9 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     start, end, step = vals
     if step == 0:
         raise user_error(GcompError, "arange: step must be nonzero")
+    if (step > 0 and end < start) or (step < 0 and end > start):
+        raise user_error(GcompError, f"arange: upper bound and lower bound inconsistent with step "
+                         f"sign (start={start}, end={end}, step={step})")
     if dtype is None:
         dtype = T.int64 if all(isinstance(v, int) for v in vals) else T.DEFAULT_FLOAT
     n = max(0, math.ceil((end - start) / step))
@@ -275,21 +294,33 @@ def _uniform_bits(shape, generator=None, open_interval=False):
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     from .ops import cast
 
-    out = cast(_uniform_bits(_shape(size), generator), dtype or T.DEFAULT_FLOAT)
-    return _finish(out, requires_grad)
+    dtype = _random_float_dtype("rand", dtype)  # before drawing: an error leaves the state as is
+    return _finish(cast(_uniform_bits(_shape(size), generator), dtype), requires_grad)
+
+
+def _random_float_dtype(name, dtype):
+    if dtype is None:
+        return T.DEFAULT_FLOAT
+    if not dtype.is_floating_point:
+        raise user_error(GcompError, f"{name}: dtype must be a floating point dtype, got "
+                         f"{dtype.name} (use randint for integers)")
+    return dtype
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     from .ops import cast, erfinv, mul, sub
 
+    dtype = _random_float_dtype("randn", dtype)
     u = _uniform_bits(_shape(size), generator, open_interval=True)
     z = mul(erfinv(sub(mul(u, 2.0), 1.0)), math.sqrt(2.0))
-    return _finish(cast(z, dtype or T.DEFAULT_FLOAT), requires_grad)
+    return _finish(cast(z, dtype), requires_grad)
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None) -> Tensor:
     from .ops import add, cast, floor, mul
 
+    if size is None and isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, high
     if size is None:
         raise user_error(GcompError, "randint() needs a size, e.g. randint(0, 10, (3,))")
     if high is None:

@@ -41,7 +41,7 @@ def _parse(equation: str, operands):
 
 
 def einsum(equation: str, operands):
-    from .ops import broadcast_to, cast, promote
+    from .ops import broadcast_to
 
     terms, out = _parse(equation, operands)
     # Sizes per letter (size-1 dims broadcast, as torch does for ellipses).
@@ -53,10 +53,13 @@ def einsum(equation: str, operands):
             elif d not in (1, sizes[c]):
                 raise user_error(GcompError, f"einsum(): size mismatch for subscript {c!r}: "
                                  f"{sizes[c]} vs {d}")
-    dtype = promote(*operands)[0].dtype if len(operands) > 1 else operands[0].dtype
+    dtype = operands[0].dtype
+    for x in operands[1:]:
+        if x.dtype != dtype:
+            raise user_error(GcompError, f"einsum(): operands must have the same dtype, as in "
+                             f"torch; got {dtype.name} and {x.dtype.name} (cast them first)")
     items = []
     for t, x in zip(terms, operands):
-        x = cast(x, dtype)
         full = tuple(sizes[c] if d == 1 else d for c, d in zip(t, x.shape))
         if full != x._type.shape:
             x = broadcast_to(x, full)

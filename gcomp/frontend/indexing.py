@@ -26,10 +26,10 @@ def _normalize_key(x: Tensor, key):
 
     if not isinstance(key, tuple):
         key = (key,)
+    key = [tensor(np.asarray(k)) if isinstance(k, (list, np.ndarray)) or (
+        isinstance(k, np.generic) and k.dtype == bool) else k for k in key]
     out = []
-    for k in key:
-        if isinstance(k, (list, np.ndarray)) or (isinstance(k, np.generic) and k.dtype == bool):
-            k = tensor(np.asarray(k))
+    for j, k in enumerate(key):
         if isinstance(k, bool):
             raise user_error(GcompError, "indexing with a Python bool is not supported; use a "
                              "boolean tensor")
@@ -39,6 +39,7 @@ def _normalize_key(x: Tensor, key):
 
                 raise _concrete_error("boolean-mask indexing (its result's shape depends on the "
                                       "data; use gcomp.where(mask, x, 0) instead)")
+            _check_mask_shape(x, key, j)
             idx = np.nonzero(np.asarray(k._storage.data))
             out.extend(tensor(i.astype(np.int64)) for i in idx)
             if k.ndim == 0:
@@ -59,6 +60,28 @@ def _normalize_key(x: Tensor, key):
     else:
         out += [slice(None)] * (x.ndim - consumed)
     return out
+
+
+def _dims_used(k) -> int:
+    """How many of the indexed tensor's dims one entry of an index consumes."""
+    if k is None or k is Ellipsis:
+        return 0
+    if isinstance(k, Tensor) and k.dtype == T.bool_:
+        return k.ndim
+    return 1
+
+
+def _check_mask_shape(x: Tensor, key, j: int) -> None:
+    """A boolean mask must match the dims it indexes (numpy and torch refuse anything else)."""
+    mask = key[j]
+    if any(k is Ellipsis for k in key[:j]):
+        start = x.ndim - sum(_dims_used(k) for k in key[j:])
+    else:
+        start = sum(_dims_used(k) for k in key[:j])
+    if start < 0 or x._type.shape[start:start + mask.ndim] != mask._type.shape:
+        raise user_error(GcompIndexError, f"the shape of the mask {list(mask.shape)} at index "
+                         f"{start} does not match the shape of the indexed tensor "
+                         f"{list(x.shape)}")
 
 
 def getitem(x: Tensor, key) -> Tensor:
@@ -126,11 +149,11 @@ def _basic_strides(x: Tensor, keys) -> tuple[int, ...]:
 
 
 def _advanced(x: Tensor, advanced) -> Tensor:
-    from .ops import add, broadcast_to, mul
+    from .ops import add, broadcast_shapes, broadcast_to, mul
     from .shape_ops import _wrap_index, permute, reshape
 
     positions = [p for p, _ in advanced]
-    idx_shape = T.broadcast_shapes(*[t._type.shape for _, t in advanced])
+    idx_shape = broadcast_shapes(*[t._type.shape for _, t in advanced])
     # move the indexed dims to the front, in order, and flatten them into one
     rest = [i for i in range(x.ndim) if i not in positions]
     xt = permute(x, positions + rest)

@@ -22,6 +22,11 @@ def assign(t: Tensor, new: Tensor, check: bool = True) -> Tensor:
         new = broadcast_to(new, t._type.shape)
     if new._type.dtype != t._type.dtype:
         new = cast(new, t._type.dtype)
+    if new.requires_grad and new._grad_fn is None and Mode.grad_enabled:
+        # t.copy_(leaf): t must not become that leaf; an identity op gives t its own tape node
+        from ..core.prims import reshape
+
+        new = reshape(new, shape=new._type.shape)
     interp = Mode.stack[-1]
     if isinstance(interp, TraceInterpreter):
         from .tracing import assign_traced

@@ -146,9 +146,20 @@ def _normal_(self, mean=0.0, std=1.0, *, generator=None):
         return assign(self, ops.add(ops.mul(z, std), mean), check=not self.requires_grad)
 
 
+def _update(self, new):
+    """Write an in-place op's result into self. As in torch, a result that self's dtype can't
+    hold (a float into an integer tensor, a number into a bool tensor) is an error, not a cast."""
+    src, dst = new.dtype, self.dtype
+    if (src.is_floating_point and not dst.is_floating_point) or (dst == T.bool_ and src != dst):
+        raise user_error(GcompError, f"result type {src.name} can't be cast to the desired output "
+                         f"type {dst.name} of an in-place op; use the out-of-place op (x = x + y) "
+                         "or convert the tensor first (x = x.float())")
+    return assign(self, new)
+
+
 def _inplace(fn, name):
     def method(self, *args, **kwargs):
-        return assign(self, fn(self, *args, **kwargs))
+        return _update(self, fn(self, *args, **kwargs))
 
     method.__name__ = name
     return method
@@ -157,7 +168,16 @@ def _inplace(fn, name):
 _INPLACE = ["add", "sub", "mul", "div", "pow", "clamp", "clip", "neg", "exp", "log", "sqrt",
             "abs", "relu", "sigmoid", "tanh", "floor", "ceil", "round", "fmod", "remainder",
             "lerp", "sin", "cos", "reciprocal", "square", "masked_fill", "logical_not",
-            "maximum", "minimum", "floor_divide", "t", "squeeze", "unsqueeze"]
+            "maximum", "minimum", "floor_divide"]
+
+
+def _reshaping_inplace(name):
+    def method(self, *args, **kwargs):
+        raise user_error(GcompError, f"{name}_() changes the shape of a tensor in place, which "
+                         f"gcomp does not support; use x = x.{name}(...) instead")
+
+    method.__name__ = name + "_"
+    return method
 
 Tensor.view_as = _view_as
 Tensor.reshape_as = _view_as
@@ -191,6 +211,8 @@ Tensor.uniform_ = _uniform_
 Tensor.normal_ = _normal_
 for _name in _INPLACE:
     setattr(Tensor, _name + "_", _inplace(getattr(Tensor, _name), _name + "_"))
+for _name in ("t", "squeeze", "unsqueeze", "transpose"):
+    setattr(Tensor, _name + "_", _reshaping_inplace(_name))
 
 # operators
 Tensor.__add__ = lambda a, b: ops.add(a, b)
@@ -227,16 +249,16 @@ Tensor.__gt__ = lambda a, b: ops.gt(a, b)
 Tensor.__ge__ = lambda a, b: ops.ge(a, b)
 Tensor.__getitem__ = lambda self, key: shape_ops.getitem(self, key)
 Tensor.__setitem__ = lambda self, key, value: shape_ops.setitem(self, key, value)
-Tensor.__iadd__ = lambda a, b: assign(a, ops.add(a, b))
-Tensor.__isub__ = lambda a, b: assign(a, ops.sub(a, b))
-Tensor.__imul__ = lambda a, b: assign(a, ops.mul(a, b))
-Tensor.__itruediv__ = lambda a, b: assign(a, ops.div(a, b))
-Tensor.__ifloordiv__ = lambda a, b: assign(a, ops.floor_divide(a, b))
-Tensor.__imod__ = lambda a, b: assign(a, ops.remainder(a, b))
-Tensor.__ipow__ = lambda a, b: assign(a, ops.pow(a, b))
-Tensor.__iand__ = lambda a, b: assign(a, ops.bitwise_and(a, b))
-Tensor.__ior__ = lambda a, b: assign(a, ops.bitwise_or(a, b))
-Tensor.__ixor__ = lambda a, b: assign(a, ops.bitwise_xor(a, b))
+Tensor.__iadd__ = lambda a, b: _update(a, ops.add(a, b))
+Tensor.__isub__ = lambda a, b: _update(a, ops.sub(a, b))
+Tensor.__imul__ = lambda a, b: _update(a, ops.mul(a, b))
+Tensor.__itruediv__ = lambda a, b: _update(a, ops.div(a, b))
+Tensor.__ifloordiv__ = lambda a, b: _update(a, ops.floor_divide(a, b))
+Tensor.__imod__ = lambda a, b: _update(a, ops.remainder(a, b))
+Tensor.__ipow__ = lambda a, b: _update(a, ops.pow(a, b))
+Tensor.__iand__ = lambda a, b: _update(a, ops.bitwise_and(a, b))
+Tensor.__ior__ = lambda a, b: _update(a, ops.bitwise_or(a, b))
+Tensor.__ixor__ = lambda a, b: _update(a, ops.bitwise_xor(a, b))
 
 
 def _operand(b) -> bool:

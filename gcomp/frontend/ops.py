@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core.dispatch import bind, user_error
 from ..ir import types as T
-from ..ir.errors import GcompError
+from ..ir.errors import GcompError, ShapeError
 from .tensor import Tensor, _dim
 
 Scalar = (bool, int, float)
@@ -44,6 +44,14 @@ def full(shape, value, dtype) -> Tensor:
     return bind("full", shape=tuple(shape), value=value, dtype=dtype)
 
 
+def broadcast_shapes(*shapes) -> tuple[int, ...]:
+    """PyTorch's broadcasting of shapes; an error names both shapes and the user's line."""
+    try:
+        return T.broadcast_shapes(*shapes)
+    except ShapeError as e:
+        raise user_error(ShapeError, str(e)) from None
+
+
 def cast(x: Tensor, dtype) -> Tensor:
     return x if x._type.dtype == dtype else bind("cast", x, dtype=dtype)
 
@@ -55,8 +63,7 @@ def broadcast_to(x: Tensor, shape) -> Tensor:
     nd = len(shape)
     if x.ndim > nd:
         raise user_error(GcompError, f"cannot broadcast {list(x.shape)} to {list(shape)}")
-    T.broadcast_shapes(x._type.shape, shape)  # raises a ShapeError naming both shapes
-    if T.broadcast_shapes(x._type.shape, shape) != shape:
+    if broadcast_shapes(x._type.shape, shape) != shape:  # an error names both shapes
         raise user_error(GcompError, f"cannot broadcast {list(x.shape)} to {list(shape)}")
     return bind("broadcast", x, shape=shape, dims=tuple(range(nd - x.ndim, nd)))
 
@@ -74,7 +81,7 @@ def _shape_of(x):
 def promote(*xs, dtype=None):
     """Cast and broadcast operands to their common PyTorch dtype and shape."""
     dtype = dtype or T.result_type(*[_operand_info(x) for x in xs])
-    shape = T.broadcast_shapes(*[_shape_of(x) for x in xs])
+    shape = broadcast_shapes(*[_shape_of(x) for x in xs])
     return [_prep(x, dtype, shape) for x in xs]
 
 
@@ -107,15 +114,18 @@ def as_tensor(x) -> Tensor:
 def add(a, b, *, alpha=1):
     if alpha != 1:
         b = mul(b, alpha)
+    if _is_bool(a) and _is_bool(b):
+        return _binary("logical_or", a, b)  # torch: True + True is True
     return _binary("add", a, b)
 
 
 def sub(a, b, *, alpha=1):
     if alpha != 1:
         b = mul(b, alpha)
-    if _is_bool(a) and _is_bool(b):
-        raise user_error(GcompError, "subtraction of bool tensors is not supported; use ^ or "
-                         "logical_xor")
+    if _is_bool(a) or _is_bool(b):
+        raise user_error(GcompError, "subtraction (the - operator) with a bool tensor or a bool "
+                         "is not supported, as in torch; to invert a mask use ~ or logical_not, "
+                         "or cast the bool tensor first")
     return _binary("sub", a, b)
 
 
@@ -159,6 +169,15 @@ def fmod(a, b):
 
 
 def pow(a, b):  # noqa: A001
+    if _is_bool(a) and _is_bool(b):
+        if isinstance(a, Tensor) and isinstance(b, bool):  # torch: x ** True is x, ** False is 1
+            return _binary("logical_or", a, not b)
+        raise user_error(GcompError, "pow is not implemented for bool tensors, as in torch; cast "
+                         "them first")
+    if (isinstance(a, Tensor) and not a.dtype.is_floating_point and isinstance(b, int)
+            and not isinstance(b, bool) and b < 0):
+        raise user_error(GcompError, f"integers to negative integer powers are not allowed ("
+                         f"{a.dtype.name} tensor ** {b}); use a float tensor or a float exponent")
     if isinstance(a, Tensor) and a.dtype.is_floating_point and _scalar(b) is not None:
         if b == 2:
             return bind("mul", a, a)  # what torch computes for x ** 2, with a simpler gradient
@@ -300,7 +319,7 @@ def where(cond, a=None, b=None):
     if cond.dtype != T.bool_:
         cond = ne(cond, 0)
     x, y = promote(a, b)
-    shape = T.broadcast_shapes(cond._type.shape, x._type.shape)
+    shape = broadcast_shapes(cond._type.shape, x._type.shape)
     return bind("select", broadcast_to(cond, shape), broadcast_to(x, shape),
                 broadcast_to(y, shape))
 
@@ -383,7 +402,7 @@ def isinf(x):
 def isfinite(x):
     x = as_tensor(x)
     if not x.dtype.is_floating_point:
-        return ne(x, x) == False  # noqa: E712 - all True, shaped like x
+        return full(x._type.shape, True, T.bool_)
     return logical_not(logical_or(isnan(x), isinf(x)))
 
 
@@ -583,8 +602,9 @@ def matmul(a, b):
     if a.ndim == 0 or b.ndim == 0:
         raise user_error(GcompError, "both arguments to matmul need to be at least 1D, but they "
                          f"are {a.ndim}D and {b.ndim}D")
-    dt = T.result_type(_operand_info(a), _operand_info(b))
-    a, b = cast(a, dt), cast(b, dt)
+    if a.dtype != b.dtype:
+        raise user_error(GcompError, "matmul: both operands must have the same dtype, as in "
+                         f"torch; got {a.dtype.name} and {b.dtype.name} (cast one first)")
     if a.ndim == 1 and b.ndim == 1:
         _check_k(a, b, a.shape[0], b.shape[0])
         return bind("dot_general", a, b, contract=((0, 0),))
@@ -597,7 +617,7 @@ def matmul(a, b):
     if vb:
         b = unsqueeze(b, -1)
     _check_k(a, b, a.shape[-1], b.shape[-2])
-    batch = T.broadcast_shapes(a._type.shape[:-2], b._type.shape[:-2])
+    batch = broadcast_shapes(a._type.shape[:-2], b._type.shape[:-2])
     a = broadcast_to(a, batch + a._type.shape[-2:])
     b = broadcast_to(b, batch + b._type.shape[-2:])
     nb = len(batch)

@@ -109,7 +109,9 @@ class Tensor(TensorBase):
 
     def __array__(self, dtype=None, copy=None):
         a = np.asarray(self._array("converting to a numpy array"))
-        return a.astype(dtype) if dtype is not None else a
+        if dtype is not None:
+            return a.astype(dtype)
+        return a.copy() if copy else a  # np.array(t) asks for a (writable) copy
 
     def item(self):
         a = self._array("item()")
@@ -225,8 +227,10 @@ class Tensor(TensorBase):
         return self
 
     def retain_grad(self):
+        from .autograd import retain_grad
+
+        retain_grad(self)
         self._retains_grad = True
-        return self
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         from .autograd import backward

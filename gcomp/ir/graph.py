@@ -8,8 +8,9 @@ replaces.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from .types import TensorType
 
@@ -63,7 +64,8 @@ class Graph:
         self.updates: list[tuple[str, Value]] = []
 
     # -- building -----------------------------------------------------------------------------
-    def add_input(self, type: TensorType, name: str | None = None, state: str | None = None) -> Value:
+    def add_input(self, type: TensorType, name: str | None = None,
+                  state: str | None = None) -> Value:
         v = Value(type, None, len(self.inputs), name=name, state=state)
         self.inputs.append(v)
         return v
@@ -72,11 +74,14 @@ class Graph:
                  out_types: Iterable[TensorType] | None = None, loc: str | None = None,
                  position: int | None = None) -> Node:
         """Append (or insert at ``position``) a node; result types come from the op's shape rule
-        when ``out_types`` is not given."""
-        from .ops import infer_types
+        when ``out_types`` is not given. Attributes of a known op are normalized (defaults filled,
+        lists frozen to tuples, declaration order), as the parser and the lowering rules expect."""
+        from .ops import OPS, infer_types, normalize_attrs
 
         inputs = list(inputs)
         attrs = dict(attrs or {})
+        if op in OPS:
+            attrs = normalize_attrs(op, attrs)
         if out_types is None:
             out_types = infer_types(op, [v.type for v in inputs], attrs)
         node = Node(op, inputs, attrs, [], loc)
@@ -131,7 +136,7 @@ class Graph:
         for n in self.nodes:
             new = Node(n.op, [vmap[v] for v in n.inputs], dict(n.attrs), [], n.loc)
             new.outputs = [Value(o.type, new, i, name=o.name) for i, o in enumerate(n.outputs)]
-            for o, no in zip(n.outputs, new.outputs):
+            for o, no in zip(n.outputs, new.outputs, strict=True):
                 vmap[o] = no
             g.nodes.append(new)
         g.outputs = [vmap[v] for v in self.outputs]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
+import re
 from pathlib import Path
 
 import lark
@@ -24,8 +26,10 @@ _TOKEN_WORDS = {
     "STRING": "a string", "LOC": "a # comment", "STATE": "'state'", "LPAR": "'('", "RPAR": "')'",
     "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "EQUAL": "'='",
     "COLON": "':'", "AT": "'@'", "RETURN": "'return'", "UPDATE": "'update'", "GRAPH": "'graph'",
-    "__ANON_0": "'<-'",
+    "__ANON_0": "'<-'", "$END": "end of text", "<END-OF-FILE>": "end of text",
 }
+_UNESCAPES = {"n": "\n", "r": "\r", "t": "\t"}  # the inverse of printer._ESCAPES
+_MAX_NESTING = 64  # attribute lists nested deeper than this are refused (no RecursionError)
 
 
 def _expected(tokens) -> str:
@@ -39,22 +43,43 @@ def parse(text: str | bytes) -> Graph:
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise IRParseError(f"IR text is not UTF-8 ({e.reason} at byte {e.start})", 1, 1) from None
+            line = text.count(b"\n", 0, e.start) + 1
+            column = e.start - text.rfind(b"\n", 0, e.start)
+            raise IRParseError(f"IR text is not UTF-8 ({e.reason} at byte {e.start})", line,
+                               column) from None
     if not text.strip():
         raise IRParseError("empty IR text; expected 'graph @name(...) { ... }'", 1, 1)
     try:
         tree = _lark().parse(text)
     except lark.exceptions.UnexpectedToken as e:
-        got = "end of text" if e.token.type == "$END" else repr(str(e.token))
-        raise IRParseError(f"unexpected {got}; expected {_expected(e.expected)}", e.line, e.column) \
-            from None
+        if e.token.type == "$END":
+            line, column = _end_of(text)
+            raise IRParseError(f"text ends early; expected {_expected(e.expected)}", line,
+                               column) from None
+        raise IRParseError(f"unexpected {str(e.token)!r}; expected {_expected(e.expected)}",
+                           e.line, e.column) from None
     except lark.exceptions.UnexpectedCharacters as e:
-        raise IRParseError(f"unexpected character {text[e.pos_in_stream]!r}; expected "
-                           f"{_expected(e.allowed)}", e.line, e.column) from None
+        char = text[e.pos_in_stream]
+        if char == '"':
+            raise IRParseError("unterminated string; close it with '\"' on the same line",
+                               e.line, e.column) from None
+        if char in "-0123456789":
+            word = re.match(r"[-+.\w]*", text[e.pos_in_stream:])[0]
+            raise IRParseError(f"malformed number {word!r}; expected {_expected(e.allowed)}",
+                               e.line, e.column) from None
+        raise IRParseError(f"unexpected character {char!r}; expected {_expected(e.allowed)}",
+                           e.line, e.column) from None
     except lark.exceptions.UnexpectedEOF as e:
-        raise IRParseError(f"text ends early; expected {_expected(e.expected)}",
-                           text.count("\n") + 1, 1) from None
+        line, column = _end_of(text)
+        raise IRParseError(f"text ends early; expected {_expected(e.expected)}", line,
+                           column) from None
     return _Builder(text).build(tree.children[0])
+
+
+def _end_of(text: str) -> tuple[int, int]:
+    """Line and column just after the last non-blank character: where truncated text stops."""
+    text = text.rstrip()
+    return text.count("\n") + 1, len(text) - text.rfind("\n")
 
 
 class _Builder:
@@ -73,7 +98,19 @@ class _Builder:
             dtype = dtype_from_name(str(name))
         except ShapeError as e:
             raise self.error(str(e), name) from None
-        return TensorType(tuple(int(d) for d in dims if d is not None), dtype)
+        shape = []
+        for d in dims:
+            if d is not None:
+                shape.append(self.integer(d))
+                if shape[-1] < 0:
+                    raise self.error(f"negative dimension {d} in a type", d)
+        return TensorType(tuple(shape), dtype)
+
+    def integer(self, tok) -> int:
+        try:
+            return int(tok)
+        except ValueError:  # Python refuses to convert integers of more than 4300 digits
+            raise self.error(f"integer literal of {len(tok)} digits is too long", tok) from None
 
     def lookup(self, tok) -> Value:
         try:
@@ -134,7 +171,7 @@ class _Builder:
                 loc = str(c)[1:].strip() or None
         op = str(op_tok)
         if op not in OPS:
-            close = [k for k in OPS if k.startswith(op[:3])][:5]
+            close = difflib.get_close_matches(op, OPS, n=5, cutoff=0.6)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise self.error(f"unknown op {op!r}{hint}", op_tok)
         inputs = [self.lookup(t) for t in operands]
@@ -147,19 +184,19 @@ class _Builder:
         except ShapeError as e:
             raise self.error(str(e), op_tok) from None
         if len(inferred) != len(declared):
-            raise self.error(f"{op} has {len(inferred)} result(s), the text declares {len(declared)}",
-                             op_tok)
-        for r, want, got in zip(results, inferred, declared):
+            raise self.error(f"{op} has {len(inferred)} result(s), the text declares "
+                             f"{len(declared)}", op_tok)
+        for r, want, got in zip(results, inferred, declared, strict=True):
             if want != got:
                 raise self.error(f"{op} gives {want} here, but the text says {got}", r.children[0])
         node = Node(op, inputs, attrs, [], loc)
         node.outputs = [Value(t, node, i) for i, t in enumerate(inferred)]
-        for r, v in zip(results, node.outputs):
+        for r, v in zip(results, node.outputs, strict=True):
             self.define(r.children[0], v)
         return node
 
     def attrs(self, op, tree) -> dict:
-        from .ops import OPS
+        from .ops import OPS, _check_attr, _freeze
 
         kinds = OPS[op].attrs
         out = {}
@@ -174,20 +211,26 @@ class _Builder:
                 raise self.error(f"{op} has no attribute {key!r} (attributes: "
                                  f"{', '.join(kinds) or 'none'})", key_tok)
             out[key] = self.literal(lit, kinds[key])
+            try:
+                _check_attr(op, key, kinds[key], _freeze(out[key]))
+            except ShapeError as e:
+                raise self.error(str(e), key_tok) from None
         return out
 
-    def literal(self, tree, kind):
+    def literal(self, tree, kind, depth: int = 0):
         if isinstance(tree, lark.Token):  # a bare terminal cannot reach here (rules are aliased)
             raise self.error("unexpected token", tree)
+        if depth > _MAX_NESTING:
+            raise self.error(f"attribute lists nested deeper than {_MAX_NESTING}", tree)
         kind_of = tree.data
         if kind_of == "int":
-            return int(tree.children[0])
+            return self.integer(tree.children[0])
         if kind_of == "float":
             s = str(tree.children[0])
             return float(s)
         if kind_of == "string":
             s = str(tree.children[0])[1:-1]
-            return s.replace('\\"', '"').replace("\\\\", "\\")
+            return re.sub(r"\\(.)", lambda m: _UNESCAPES.get(m[1], m[1]), s)
         if kind_of == "name":
             tok = tree.children[0]
             word = str(tok)
@@ -202,5 +245,5 @@ class _Builder:
                     raise self.error(str(e), tok) from None
             raise self.error(f"unexpected word {word!r} in an attribute", tok)
         if kind_of == "list":
-            return tuple(self.literal(c, "any") for c in tree.children if c is not None)
+            return tuple(self.literal(c, "any", depth + 1) for c in tree.children if c is not None)
         raise self.error(f"bad attribute literal {kind_of}", tree)

@@ -20,6 +20,8 @@ from .types import DType
 
 _NAME_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 COMMENT_COLUMN_MAX = 88
+# string attributes: the parser's STRING token allows no raw newline; parser.py undoes these
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def format_attr(value) -> str:
@@ -36,7 +38,7 @@ def format_attr(value) -> str:
             return "inf" if value > 0 else "-inf"
         return repr(value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + "".join(_ESCAPES.get(c, c) for c in value) + '"'
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(format_attr(v) for v in value) + "]"
     if hasattr(value, "item"):  # a numpy scalar
@@ -48,29 +50,36 @@ def _attrs_text(node) -> str:
     from .ops import OPS
 
     d = OPS.get(node.op)
+    order = list(d.attrs) if d is not None else []
+    keys = [k for k in order if k in node.attrs] + [k for k in node.attrs if k not in order]
     items = []
-    for key, val in node.attrs.items():
-        if d is not None and key in d.defaults and _same(d.defaults[key], val):
+    for key in keys:
+        text = format_attr(node.attrs[key])
+        # a value printed like the default parses back to the default, so it can be left out
+        if d is not None and key in d.defaults and text == format_attr(d.defaults[key]):
             continue
-        items.append(f"{key}={format_attr(val)}")
+        items.append(f"{key}={text}")
     return " {" + ", ".join(items) + "}" if items else ""
 
 
-def _same(a, b) -> bool:
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return type(a) is type(b) and a == b
-
-
 def _namer(graph):
+    """State inputs keep their state path as name (the parser reads the state back from it);
+    arguments get their name hint unless a state (captured or created by an update) has it."""
     names: dict = {}
     used: set[str] = set()
     for v in graph.inputs:
-        base = v.state or v.name or "arg"
-        if not _NAME_OK.match(base) or base[0].isdigit():
+        if v.state is not None and _NAME_OK.match(v.state) and v.state not in used:
+            names[v] = v.state
+            used.add(v.state)
+    reserved = used | {s for s, _ in graph.updates}
+    for v in graph.inputs:
+        if v in names:
+            continue
+        base = v.name if v.state is None and v.name else "arg"
+        if not _NAME_OK.match(base):
             base = "arg"
         name, k = base, 1
-        while name in used:
+        while name in used or name in reserved:
             name, k = f"{base}_{k}", k + 1
         used.add(name)
         names[v] = name
@@ -91,20 +100,20 @@ def print_graph(graph) -> str:
         except KeyError:
             return f"%<undefined {v!r}>"
 
-    params = ", ".join(f"{ref(v)}: {v.type}" + (" state" if v.state else "") for v in graph.inputs)
-    body: list[tuple[str, str | None]] = []
+    params = ", ".join(f"{ref(v)}: {v.type}" + (" state" if v.state is not None else "")
+                       for v in graph.inputs)
+    body: list[tuple[str, str]] = []
     for n in graph.nodes:
         results = ", ".join(f"{ref(o)}: {o.type}" for o in n.outputs)
         args = ", ".join(ref(v) for v in n.inputs)
-        body.append((f"  {results} = {n.op}({args}){_attrs_text(n)}", n.loc))
+        loc = " ".join(n.loc.split()) if n.loc else ""  # one line, as the parser reads it back
+        body.append((f"  {results} = {n.op}({args}){_attrs_text(n)}", loc))
     width = min(COMMENT_COLUMN_MAX, max((len(t) for t, loc in body if loc), default=0))
     lines = [f"graph @{graph.name}({params}) {{"]
     for text, loc in body:
         lines.append(f"{text.ljust(width)}  # {loc}" if loc else text)
     ret = ", ".join(ref(v) for v in graph.outputs)
     lines.append(f"  return {ret}" if ret else "  return")
-    for _, v in graph.updates:
-        pass
     for state, v in graph.updates:
         target = next((x for x in graph.inputs if x.state == state), None)
         lines.append(f"  update {ref(target) if target is not None else '%' + state} <- {ref(v)}")

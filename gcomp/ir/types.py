@@ -70,7 +70,8 @@ _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
 
 
 def promote_types(a: DType, b: DType) -> DType:
-    """The smallest dtype both a and b convert to without losing their category (torch.promote_types)."""
+    """The smallest dtype both a and b convert to without losing their category
+    (torch.promote_types)."""
     if a == b:
         return a
     ca, cb = _CATEGORY[a.kind], _CATEGORY[b.kind]
@@ -106,8 +107,8 @@ def _combine_categories(higher: DType | None, lower: DType | None) -> DType | No
 def result_type(*operands) -> DType:
     """PyTorch's result_type. Each operand is ``(dtype, ndim)`` for a tensor or a Python scalar.
 
-    Dimensioned tensors decide the dtype; zero-dim tensors and Python scalars only raise the category
-    (so ``int32_tensor + 2.5`` is float32, ``f16_tensor + f32_zero_dim`` is float16).
+    Dimensioned tensors decide the dtype; zero-dim tensors and Python scalars only raise the
+    category (so ``int32_tensor + 2.5`` is float32, ``f16_tensor + f32_zero_dim`` is float16).
     """
     dim_result = zero_result = wrapped_result = None
     for op in operands:

@@ -15,6 +15,8 @@ def verify(graph: Graph) -> Graph:
     for v in graph.inputs:
         if v.producer is not None:
             raise IRVerifyError(f"graph input {v} has a producer")
+        if v in defined:
+            raise IRVerifyError(f"graph input {v} is listed twice")
         if v.state is not None:
             if v.state in states:
                 raise IRVerifyError(f"state {v.state!r} is captured twice")
@@ -30,6 +32,10 @@ def verify(graph: Graph) -> Graph:
             want = infer_types(n.op, [v.type for v in n.inputs], attrs)
         except ShapeError as e:
             raise IRVerifyError(f"{where}: {e}") from None
+        missing = [k for k in attrs if k not in n.attrs]
+        if missing:  # the lowering rules take every attribute; Graph.add_node fills defaults
+            raise IRVerifyError(f"{where}: attribute(s) {', '.join(missing)} missing; build nodes "
+                                "with Graph.add_node or fill them with ops.normalize_attrs")
         if [o.type for o in n.outputs] != want:
             got = ", ".join(str(o.type) for o in n.outputs)
             raise IRVerifyError(f"{where}: results are {got}, the op's rule gives "
@@ -52,5 +58,6 @@ def verify(graph: Graph) -> Graph:
         if v not in defined:
             raise IRVerifyError(f"update of {state!r} uses an undefined value")
         if state in by_state and v.type != by_state[state].type:
-            raise IRVerifyError(f"update of {state!r}: {v.type} does not match {by_state[state].type}")
+            raise IRVerifyError(f"update of {state!r}: {v.type} does not match "
+                                f"{by_state[state].type}")
     return graph

@@ -50,7 +50,12 @@ def _pow(x, y):
         return lax.pow(x, y)
     from jax import numpy as jnp  # integer power by repeated squaring
 
-    return jnp.power(x, y).astype(x.dtype)
+    if np.issubdtype(y.dtype, np.unsignedinteger):
+        return jnp.power(x, y).astype(x.dtype)
+    # jnp gives garbage for negative exponents (2 ** -1 was INT64_MIN); torch refuses them, a
+    # compiled op cannot, so take 1 / x ** |y| truncated toward zero, as integer div does.
+    p = jnp.power(x, lax.abs(y)).astype(x.dtype)
+    return lax.select(lax.lt(y, lax.full_like(y, 0)), lax.div(lax.full_like(p, 1), p), p)
 
 
 @lowers("remainder")
@@ -65,7 +70,19 @@ def _remainder(x, y):
 @lowers("floor_divide")
 def _floor_divide(x, y):
     if _is_float(x):
-        return lax.floor(lax.div(lax.sub(x, _remainder(x, y)), y))
+        # CPython's float_floor_div (torch's too): (x - fmod(x, y)) / y is an integer up to
+        # rounding, so round it rather than floor it, else 2.1651 // -0.8830 gives -4.
+        mod = lax.rem(x, y)
+        zero, one = lax.full_like(x, 0), lax.full_like(x, 1)
+        div = lax.div(lax.sub(x, mod), y)
+        fix = lax.bitwise_and(lax.ne(mod, zero), lax.ne(lax.lt(y, zero), lax.lt(mod, zero)))
+        div = lax.select(fix, lax.sub(div, one), div)
+        floordiv = lax.floor(div)
+        up = lax.gt(lax.sub(div, floordiv), lax.full_like(x, 0.5))
+        floordiv = lax.select(up, lax.add(floordiv, one), floordiv)
+        quotient = lax.div(x, y)
+        floordiv = lax.select(lax.eq(div, zero), lax.mul(zero, quotient), floordiv)  # signed 0
+        return lax.select(lax.eq(y, zero), quotient, floordiv)
     q = lax.div(x, y)
     zero = lax.full_like(x, 0)
     fix = lax.bitwise_and(lax.ne(lax.rem(x, y), zero), lax.ne(lax.lt(x, zero), lax.lt(y, zero)))

@@ -108,8 +108,9 @@ class Entry:
         for t, g in self.guards:
             if t._grad is not g:
                 was = "None" if g is None else "a tensor"
-                now = "None" if t._grad is None else "another tensor"
-                return f"the .grad of {t._name or 'a captured tensor'} changed from {was} to {now}"
+                now = "None" if t._grad is None else "a tensor" if g is None else "another tensor"
+                name = t._name or next((s for _, c, s in self.trace.captured if c is t), None)
+                return f"the .grad of {name or 'a captured tensor'} changed from {was} to {now}"
         return "guards failed"
 
 

@@ -8,14 +8,16 @@ when a primitive lacks either.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ShapeError
 from ..types import DType, TensorType
 
 # attribute kinds: how the verifier checks them and how the parser reads them
-ATTR_KINDS = ("int", "ints", "int_pairs", "float", "bool", "dtype", "str", "shape", "literal", "any")
+ATTR_KINDS = ("int", "ints", "int_pairs", "float", "bool", "dtype", "str", "shape", "literal",
+              "any")
 
 
 @dataclass

@@ -14,7 +14,7 @@ def _grad(types, outputs):
     if outputs < 1 or len(types) < 2 * outputs + 1:
         raise ShapeError(f"grad: needs {outputs} outputs, {outputs} seeds and at least one wrt")
     outs, seeds, wrt = types[:outputs], types[outputs:2 * outputs], types[2 * outputs:]
-    for o, s in zip(outs, seeds):
+    for o, s in zip(outs, seeds, strict=True):
         if o != s:
             raise ShapeError(f"grad: seed {s} does not match output {o}")
     for w in wrt:

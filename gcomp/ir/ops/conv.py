@@ -8,6 +8,9 @@ from . import declare, same_dtype
 
 
 def conv_out_size(n, k, stride, lo, hi, lhs_dil, rhs_dil):
+    if min(stride, lhs_dil, rhs_dil) < 1:
+        raise ShapeError(f"strides and dilations must be >= 1, got stride {stride}, dilations "
+                         f"{lhs_dil} and {rhs_dil}")
     n_dil = (n - 1) * lhs_dil + 1 if n > 0 else 0
     k_dil = (k - 1) * rhs_dil + 1
     span = n_dil + lo + hi - k_dil
@@ -31,8 +34,12 @@ def _convolution(types, stride, padding, lhs_dilation, rhs_dilation, groups, bat
             raise ShapeError(f"convolution: {name} needs {nsp} entries, got {list(v)}")
     n, c = x.shape[:2]
     o, i = w.shape[:2]
+    if groups < 1 or batch_groups < 1:
+        raise ShapeError(f"convolution: groups and batch_groups must be >= 1, got {groups} and "
+                         f"{batch_groups}")
     if c != i * groups:
-        raise ShapeError(f"convolution: input has {c} channels but weight expects {i}x{groups} groups")
+        raise ShapeError(f"convolution: input has {c} channels but weight expects {i}x{groups} "
+                         "groups")
     if o % groups or o % batch_groups or n % batch_groups:
         raise ShapeError(f"convolution: {o} output channels not divisible by the groups")
     spatial = [conv_out_size(x.shape[2 + d], w.shape[2 + d], stride[d], *padding[d],

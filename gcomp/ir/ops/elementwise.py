@@ -1,4 +1,5 @@
-"""Elementwise primitives: operands of one shape and one dtype (the front end broadcasts and casts)."""
+"""Elementwise primitives: operands of one shape and one dtype (the front end broadcasts and
+casts)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,17 @@ def _float_unary(name):
 
 def _any_unary(types):
     return [types[0]]
+
+
+def _signed_unary(name):
+    def rule(types):
+        (x,) = types
+        if x.dtype == bool_:
+            raise ShapeError(f"{name} is not defined on bool operands (torch refuses it too); use "
+                             "logical_not to invert a mask, or cast first")
+        return [x]
+
+    return rule
 
 
 def _arith_binary(name):
@@ -72,7 +84,8 @@ def _bitwise(name):
 for _n in FLOAT_UNARY:
     declare(_n, "elementwise", 1, differentiable=_n not in NON_DIFFERENTIABLE)(_float_unary(_n))
 for _n in ANY_UNARY:
-    declare(_n, "elementwise", 1, differentiable=_n not in NON_DIFFERENTIABLE)(_any_unary)
+    declare(_n, "elementwise", 1, differentiable=_n not in NON_DIFFERENTIABLE)(
+        _signed_unary(_n) if _n in ("neg", "abs") else _any_unary)
 for _n in ARITH_BINARY:
     declare(_n, "elementwise", 2, differentiable=_n not in NON_DIFFERENTIABLE)(_arith_binary(_n))
 for _n in COMPARE:
@@ -124,7 +137,7 @@ def _bitcast(types, dtype):
          differentiable=False)
 def _iota(types, shape, dim, dtype):
     """Values 0, 1, ... along ``dim``, broadcast over the other dims."""
-    if not 0 <= dim < max(len(shape), 1):
+    if not 0 <= dim < len(shape):
         raise ShapeError(f"iota: dim {dim} out of range for shape {list(shape)}")
     return [TensorType(tuple(shape), dtype)]
 
@@ -136,12 +149,26 @@ def _full(types, shape, value, dtype):
 
 
 def literal_shape(value) -> tuple[int, ...]:
+    """The shape of a nested list of numbers; raises ShapeError when it is ragged."""
     shape = []
-    while isinstance(value, (list, tuple)):
-        shape.append(len(value))
-        if not value:
+    probe = value
+    while isinstance(probe, (list, tuple)):
+        shape.append(len(probe))
+        if not probe:
             break
-        value = value[0]
+        probe = probe[0]
+
+    def check(v, depth):
+        if depth == len(shape):
+            if not isinstance(v, (bool, int, float)):
+                raise ShapeError(f"constant: {v!r} is not a number")
+        elif not isinstance(v, (list, tuple)) or len(v) != shape[depth]:
+            raise ShapeError(f"constant: ragged nested list, expected shape {shape}")
+        else:
+            for x in v:
+                check(x, depth + 1)
+
+    check(value, 0)
     return tuple(shape)
 
 

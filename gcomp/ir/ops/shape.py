@@ -1,4 +1,5 @@
-"""Shape primitives: reshape, broadcast, transpose, slice, pad, concatenate, rev, take, scatter_add."""
+"""Shape primitives: reshape, broadcast, transpose, slice, pad, concatenate, rev, take and
+scatter_add."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def _broadcast(types, shape, dims):
         raise ShapeError(f"broadcast: dims {list(dims)} must be increasing, one per operand dim")
     for i, d in enumerate(dims):
         if not 0 <= d < len(shape) or x.shape[i] not in (1, shape[d]):
-            raise ShapeError(f"broadcast: cannot broadcast {x} to {list(shape)} with dims {list(dims)}")
+            raise ShapeError(f"broadcast: cannot broadcast {x} to {list(shape)} with dims "
+                             f"{list(dims)}")
     return [TensorType(tuple(shape), x.dtype)]
 
 
@@ -42,7 +44,7 @@ def _slice(types, start, limit, stride):
     if not len(start) == len(limit) == len(stride) == x.ndim:
         raise ShapeError(f"slice: start/limit/stride need {x.ndim} entries each")
     out = []
-    for d, s, e, st in zip(x.shape, start, limit, stride):
+    for d, s, e, st in zip(x.shape, start, limit, stride, strict=True):
         if st < 1 or not 0 <= s <= e <= d:
             raise ShapeError(f"slice: bad range {s}:{e}:{st} for a dim of size {d}")
         out.append(max(0, -(-(e - s) // st)))
@@ -57,7 +59,7 @@ def _pad(types, low, high, interior, value):
     if not len(low) == len(high) == len(interior) == x.ndim:
         raise ShapeError(f"pad: low/high/interior need {x.ndim} entries each")
     out = []
-    for d, lo, hi, it in zip(x.shape, low, high, interior):
+    for d, lo, hi, it in zip(x.shape, low, high, interior, strict=True):
         if it < 0:
             raise ShapeError("pad: interior padding must be >= 0")
         n = lo + hi + d + max(0, d - 1) * it
@@ -73,10 +75,12 @@ def _concatenate(types, axis):
         raise ShapeError("concatenate needs at least one operand")
     dtype = same_dtype("concatenate", types)
     first = types[0]
-    check_axis("concatenate", axis, first.ndim)
+    if not 0 <= axis < first.ndim:
+        raise ShapeError(f"concatenate: axis {axis} out of range for {first} (zero-dim operands "
+                         "cannot be concatenated; reshape them to [1] first)")
     for t in types:
-        if t.ndim != first.ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape))
-                                       if i != axis):
+        if t.ndim != first.ndim or any(a != b for i, (a, b) in enumerate(
+                zip(t.shape, first.shape, strict=True)) if i != axis):
             raise ShapeError(f"concatenate: {t} does not match {first} outside axis {axis}")
     shape = list(first.shape)
     shape[axis] = sum(t.shape[axis] for t in types)

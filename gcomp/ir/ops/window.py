@@ -16,6 +16,8 @@ def window_shape(op, x, window, stride, padding, base_dilation, window_dilation)
                     ("base_dilation", base_dilation), ("window_dilation", window_dilation)):
         if len(v) != x.ndim:
             raise ShapeError(f"{op}: {name} needs one entry per dim of {x}, got {list(v)}")
+    if any(w < 1 for w in window):
+        raise ShapeError(f"{op}: window sizes must be >= 1, got {list(window)}")
     return tuple(conv_out_size(x.shape[d], window[d], stride[d], *padding[d], base_dilation[d],
                                window_dilation[d]) for d in range(x.ndim))
 
@@ -41,5 +43,6 @@ def _select_and_scatter_add(types, window, stride, padding):
     ones = [1] * operand.ndim
     want = window_shape("select_and_scatter_add", operand, window, stride, padding, ones, ones)
     if source.shape != want:
-        raise ShapeError(f"select_and_scatter_add: source must have shape {list(want)}, got {source}")
+        raise ShapeError(f"select_and_scatter_add: source must have shape {list(want)}, "
+                         f"got {source}")
     return [operand]

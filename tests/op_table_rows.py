@@ -1,0 +1,412 @@
+"""The rows of the op table (test_op_table.py): for each primitive, operands, attributes and an
+independent reference.
+
+A row's ``make`` draws numpy operands from a generator; ``ref`` computes the expected result from
+them with numpy, scipy.special or jax.random (called directly, not through gcomp); ``torch_fn`` is
+the same math in torch, used as the reference where ``ref`` is None and for gradients. Operands of
+differentiable rows are float64 and chosen away from kinks (abs at 0, ties of max, integers for
+floor), except in rows named ``*_ties`` / ``*_zero*`` that pin down a convention and skip finite
+differences (``fd=False``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.special
+import torch
+import torch.nn.functional as F
+
+import gcomp
+from gcomp.ir import OPS, ShapeError, TensorType, infer_types
+from gcomp.lowering import from_jax_dtype
+
+
+@dataclass(eq=False)
+class Row:
+    id: str
+    op: str
+    make: Callable[[np.random.Generator], list[np.ndarray]]
+    attrs: dict
+    ref: Callable | None = None  # numpy operands -> expected numpy result
+    torch_fn: Callable | None = None  # torch tensors -> torch tensor, the same math
+    wrt: tuple | None = None  # operands to differentiate; None: every float operand when the op
+    #                           is differentiable and its result is a float
+    fd: bool = True  # check the VJP against central finite differences
+    eps: float = 1e-5  # the finite-difference step
+    rtol: float = 1e-12  # eager vs reference
+    grad_rtol: float = 1e-10  # VJP vs torch
+    fd_rtol: float = 1e-6  # <J u, v> vs <u, J^T v>, relative to sum |J u * v|
+
+    def __post_init__(self):
+        if self.wrt is None:
+            xs = self.make(np.random.default_rng(0))
+            types = [TensorType(x.shape, from_jax_dtype(x.dtype)) for x in xs]
+            out = infer_types(self.op, types, self.attrs)[0]
+            diff = OPS[self.op].differentiable and out.dtype.is_floating_point
+            self.wrt = tuple(i for i, x in enumerate(xs)
+                             if diff and np.issubdtype(x.dtype, np.floating))
+
+    def f32_ok(self) -> bool:
+        """Whether the row has float64 operands and also type-checks with them as float32."""
+        xs = self.make(np.random.default_rng(0))
+        if not any(x.dtype == np.float64 for x in xs):
+            return False
+        types = [TensorType(x.shape, from_jax_dtype(np.float32 if x.dtype == np.float64
+                                                   else x.dtype)) for x in xs]
+        try:
+            infer_types(self.op, types, self.attrs)
+        except ShapeError:
+            return False
+        return True
+
+
+def R(op, *makers, id=None, **kw):
+    attrs = kw.pop("attrs", {})
+    return Row(id or op, op, lambda r: [m(r) for m in makers], attrs, **kw)
+
+
+# -- operand makers: rng -> array -----------------------------------------------------------
+S = (3, 4)
+
+
+def uniform(shape=S, lo=-2.0, hi=2.0, dtype=np.float64):
+    return lambda r: r.uniform(lo, hi, shape).astype(dtype)
+
+
+def away(shape=S, lo=0.2, hi=2.0):
+    """Magnitudes in [lo, hi] with random signs: away from zero."""
+    return lambda r: r.uniform(lo, hi, shape) * r.choice([-1.0, 1.0], shape)
+
+
+def ints(shape=S, lo=-5, hi=5, dtype=np.int64):
+    return lambda r: r.integers(lo, hi, shape).astype(dtype)
+
+
+def nonzero_ints(shape=S, hi=5):
+    return lambda r: r.integers(1, hi, shape) * r.choice([-1, 1], shape)
+
+
+def bools(shape=S):
+    return lambda r: r.random(shape) < 0.5
+
+
+def small_floats(shape=S):
+    """Values from a small set, so that ties and equal elements occur."""
+    return lambda r: r.choice([-1.0, 0.0, 0.5, 1.0], shape)
+
+
+def const(a):
+    return lambda r: np.asarray(a)
+
+
+def key(r):
+    return r.integers(0, 2**32, 2, dtype=np.uint32)
+
+
+def quotient_operands(r):
+    """x = q y with frac(q) in [0.1, 0.9]: remainder and floor division away from their jumps."""
+    y = away(S, 0.7, 2.0)(r)
+    q = r.integers(-4, 4, S) + r.uniform(0.1, 0.9, S)
+    return q * y
+
+
+HALVES = [[-2.5, -1.5, -0.5, 0.5], [1.5, 2.5, 0.3, -0.7], [3.49, -3.51, 0.0, 7.5]]
+WITH_ZEROS = [[-2.0, 0.0, 0.5, 1.5], [0.0, -0.25, 3.0, -0.0], [1e-300, -7.0, 0.0, 2.0]]
+
+
+# -- references that need a few lines -----------------------------------------------------------
+def trunc_div(x, y):
+    return (np.sign(x) * np.sign(y) * (np.abs(x) // np.abs(y))).astype(x.dtype)
+
+
+def int_pow(x, y):
+    """x ** y for integers, negative y as 1 / x ** |y| truncated toward zero (as integer div)."""
+    p = x ** np.abs(y)
+    return np.where(y < 0, trunc_div(np.ones_like(p), p), p)
+
+
+def torch_pad(x, low, high, interior, value):
+    """lax.pad in torch: interior padding by strided assignment, then F.pad (negative crops)."""
+    for d, it in enumerate(interior):
+        if it and x.shape[d] > 1:
+            shape = list(x.shape)
+            shape[d] = x.shape[d] + (x.shape[d] - 1) * it
+            z = torch.full(shape, value, dtype=x.dtype)
+            idx = [slice(None)] * x.dim()
+            idx[d] = slice(None, None, it + 1)
+            z[tuple(idx)] = x
+            x = z
+    pads = [p for lo, hi in zip(reversed(low), reversed(high), strict=True) for p in (lo, hi)]
+    return F.pad(x, pads, value=value)
+
+
+def numpy_scatter_add(x, idx, upd, axis):
+    out = x.copy()
+    np.add.at(out, (slice(None),) * axis + (idx,), upd)
+    return out
+
+
+def torch_window_sum_dilated(x):
+    """reduce_window sum over the last dim of x (2, 9): window 3, stride 2, padding (1, 2),
+    base dilation 2, window dilation 2, as a ones convolution of the zero-dilated input."""
+    xd = torch.zeros(x.shape[0], 2 * x.shape[1] - 1, dtype=x.dtype)
+    xd[:, ::2] = x
+    xd = F.pad(xd, (1, 2))
+    return F.conv1d(xd[:, None], torch.ones(1, 1, 3, dtype=x.dtype), stride=2, dilation=2)[:, 0]
+
+
+def torch_max_pool_grad(source, operand):
+    """The input gradient of max_pool2d(kernel 3, stride 2, padding 1), differentiable in source."""
+    x = operand.detach().requires_grad_()
+    with torch.enable_grad():
+        y = F.max_pool2d(x, 3, 2, 1)
+        return torch.autograd.grad(y, x, source, create_graph=True)[0]
+
+
+def transposed_weight(w, groups):
+    """The conv_transpose weight (in, out/groups, *k) doing what convolution with lhs_dilation
+    does with w (out, in/groups, *k): flipped, in and out swapped within each group."""
+    o, i = w.shape[:2]
+    w = w.reshape(groups, o // groups, i, *w.shape[2:]).transpose(1, 2)
+    return w.reshape(groups * i, o // groups, *w.shape[3:]).flip(*range(2, w.dim() - 1))
+
+
+def torch_batch_grouped_conv(x, w, groups=2):
+    """feature-grouped by batch: batch group g of x meets output-channel group g of w."""
+    nb, no = x.shape[0] // groups, w.shape[0] // groups
+    return torch.cat([F.conv2d(x[g * nb:(g + 1) * nb], w[g * no:(g + 1) * no])
+                      for g in range(groups)], dim=1)
+
+
+NP_COMPARE = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
+              "gt": np.greater, "ge": np.greater_equal}
+POOL2D = {"window": (1, 1, 3, 3), "stride": (1, 1, 2, 2), "padding": ((0, 0),) * 2 + ((1, 1),) * 2}
+WINDOW_ONES = {"base_dilation": (1, 1, 1, 1), "window_dilation": (1, 1, 1, 1)}
+
+
+def conv_attrs(stride, padding, lhs_dilation=None, rhs_dilation=None, **kw):
+    n = len(stride)
+    return {"stride": stride, "padding": padding, "lhs_dilation": lhs_dilation or (1,) * n,
+            "rhs_dilation": rhs_dilation or (1,) * n, **kw}
+
+
+ROWS: list[Row] = [
+    # -- elementwise, unary --------------------------------------------------------------------
+    R("exp", uniform(), torch_fn=torch.exp),
+    R("expm1", uniform(), torch_fn=torch.expm1),
+    R("log", uniform(S, 0.3, 3.0), torch_fn=torch.log),
+    R("log1p", uniform(S, -0.7, 2.0), torch_fn=torch.log1p),
+    R("sqrt", uniform(S, 0.3, 3.0), torch_fn=torch.sqrt),
+    R("rsqrt", uniform(S, 0.3, 3.0), torch_fn=torch.rsqrt),
+    R("sin", uniform(S, -3.0, 3.0), torch_fn=torch.sin),
+    R("cos", uniform(S, -3.0, 3.0), torch_fn=torch.cos),
+    R("tan", uniform(S, -1.2, 1.2), torch_fn=torch.tan),
+    R("tanh", uniform(), torch_fn=torch.tanh),
+    R("logistic", uniform(S, -4.0, 4.0), ref=scipy.special.expit, torch_fn=torch.sigmoid),
+    R("erf", uniform(), ref=scipy.special.erf, torch_fn=torch.erf),
+    R("erf_inv", uniform(S, -0.9, 0.9), ref=scipy.special.erfinv,
+      torch_fn=torch.special.erfinv),
+    R("floor", const(HALVES), ref=np.floor),
+    R("ceil", const(HALVES), ref=np.ceil),
+    R("round", const(HALVES), ref=np.round),  # half to even, as torch.round
+    R("neg", uniform(), torch_fn=torch.neg),
+    R("neg", ints(), id="neg_int64", ref=np.negative),
+    R("abs", away(), torch_fn=torch.abs),
+    R("abs", ints(), id="abs_int64", ref=np.abs),
+    R("sign", const(WITH_ZEROS), ref=np.sign),
+    R("stop_gradient", uniform(), ref=lambda x: x, torch_fn=lambda x: x.detach() + 0 * x,
+      fd=False),  # deliberately not the derivative of the identity
+    # -- elementwise, binary -------------------------------------------------------------------
+    R("add", uniform(), uniform(), torch_fn=torch.add),
+    R("sub", uniform(), uniform(), torch_fn=torch.sub),
+    R("mul", uniform(), uniform(), torch_fn=torch.mul),
+    R("mul", ints(), ints(), id="mul_int64", ref=np.multiply),
+    R("div", uniform(), away(S, 0.5, 2.0), torch_fn=torch.div),
+    R("div", ints(S, -9, 9), nonzero_ints(), id="div_int64", ref=trunc_div),
+    R("pow", uniform(S, 0.3, 2.0), uniform(), torch_fn=torch.pow),
+    R("pow", const([[0.0, 0.0, 0.0], [0.0, 2.0, 0.5]]), const([[0.0, 1.0, 2.5], [3.0, 0.0, 2.0]]),
+      id="pow_zero_base", torch_fn=torch.pow, fd=False),  # torch's conventions at x = 0
+    R("pow", nonzero_ints(S, 4), ints(S, -3, 5), id="pow_int64", ref=int_pow),
+    R("maximum", uniform(), uniform(), torch_fn=torch.maximum),
+    R("maximum", small_floats(), small_floats(), id="maximum_ties", torch_fn=torch.maximum,
+      fd=False),  # ties split the gradient in half
+    R("minimum", uniform(), uniform(), torch_fn=torch.minimum),
+    R("minimum", small_floats(), small_floats(), id="minimum_ties", torch_fn=torch.minimum,
+      fd=False),
+    R("remainder", quotient_operands, away(S, 0.7, 2.0), torch_fn=torch.remainder),
+    R("remainder", ints(S, -9, 9), nonzero_ints(), id="remainder_int64", ref=np.mod),
+    R("floor_divide", quotient_operands, away(S, 0.7, 2.0), ref=np.floor_divide),
+    R("floor_divide", ints(S, -9, 9), nonzero_ints(), id="floor_divide_int64",
+      ref=np.floor_divide),
+    R("atan2", away(), away(), torch_fn=torch.atan2),
+    *[R(op, ints(S, -2, 3), ints(S, -2, 3), ref=f) for op, f in NP_COMPARE.items()
+      if op in ("eq", "ne")],
+    *[R(op, small_floats(), small_floats(), ref=f) for op, f in NP_COMPARE.items()
+      if op not in ("eq", "ne")],
+    R("logical_and", bools(), bools(), ref=np.logical_and),
+    R("logical_or", bools(), bools(), ref=np.logical_or),
+    R("logical_xor", bools(), bools(), ref=np.logical_xor),
+    R("logical_not", bools(), ref=np.logical_not),
+    R("bitwise_and", ints(S, -100, 100), ints(S, -100, 100), ref=np.bitwise_and),
+    R("bitwise_or", ints(S, -100, 100, np.int32), ints(S, -100, 100, np.int32),
+      ref=np.bitwise_or),
+    R("bitwise_xor", ints(S, 0, 256, np.uint8), ints(S, 0, 256, np.uint8), ref=np.bitwise_xor),
+    R("bitwise_not", ints(S, -100, 100), ref=np.invert),
+    R("shift_right_logical", ints(S, -2**31, 2**31, np.int32), ints(S, 0, 32, np.int32),
+      ref=lambda x, s: (x.view(np.uint32) >> s.astype(np.uint32)).view(np.int32)),
+    R("shift_right_logical", ints(S, 0, 2**32, np.uint32), const(np.full(S, 9, np.uint32)),
+      id="shift_right_logical_u32", ref=lambda x, s: x >> s),
+    # -- elementwise, other --------------------------------------------------------------------
+    R("select", bools(), uniform(), uniform(), torch_fn=torch.where),
+    R("cast", uniform(), id="cast_f64_to_f32", attrs={"dtype": gcomp.float32},
+      torch_fn=lambda x: x.to(torch.float32), eps=1.0, fd_rtol=1e-5),  # linear: any step
+    R("cast", uniform(dtype=np.float32), id="cast_f32_to_f64", attrs={"dtype": gcomp.float64},
+      torch_fn=lambda x: x.to(torch.float64), eps=1.0, fd_rtol=1e-5),
+    R("cast", uniform(S, -3.0, 3.0), id="cast_f64_to_i64", attrs={"dtype": gcomp.int64},
+      ref=lambda x: np.trunc(x).astype(np.int64)),
+    R("cast", const(WITH_ZEROS), id="cast_f64_to_bool", attrs={"dtype": gcomp.bool},
+      ref=lambda x: x != 0),
+    R("cast", ints(), id="cast_i64_to_f64", attrs={"dtype": gcomp.float64},
+      ref=lambda x: x.astype(np.float64)),
+    R("bitcast", uniform(dtype=np.float32), attrs={"dtype": gcomp.int32},
+      ref=lambda x: x.view(np.int32)),
+    R("bitcast", uniform(), id="bitcast_f64_to_i64", attrs={"dtype": gcomp.int64},
+      ref=lambda x: x.view(np.int64)),
+    R("bitcast", ints(S, 0x3F800000, 0x40000000, np.uint32), id="bitcast_u32_to_f32",
+      attrs={"dtype": gcomp.float32}, ref=lambda x: x.view(np.float32)),  # bits -> [1, 2)
+    R("iota", attrs={"shape": (3, 4), "dim": 1, "dtype": gcomp.int64},
+      ref=lambda: np.broadcast_to(np.arange(4), (3, 4))),
+    R("iota", id="iota_f32_dim0", attrs={"shape": (3, 2, 2), "dim": 0, "dtype": gcomp.float32},
+      ref=lambda: np.broadcast_to(np.arange(3, dtype=np.float32)[:, None, None], (3, 2, 2))),
+    R("full", attrs={"shape": (2, 3), "value": -1.25, "dtype": gcomp.float64},
+      ref=lambda: np.full((2, 3), -1.25)),
+    R("full", id="full_nan", attrs={"shape": (2,), "value": float("nan"), "dtype": gcomp.float32},
+      ref=lambda: np.full((2,), np.nan, np.float32)),
+    R("constant", attrs={"value": ((1.5, -2.0, 0.1), (3.0, 4.0, 1e-3)), "dtype": gcomp.float64},
+      ref=lambda: np.array([[1.5, -2.0, 0.1], [3.0, 4.0, 1e-3]])),
+    R("constant", id="constant_int64", attrs={"value": ((1, -2), (3, 4)), "dtype": gcomp.int64},
+      ref=lambda: np.array([[1, -2], [3, 4]])),
+    R("constant", id="constant_bool", attrs={"value": (True, False, True), "dtype": gcomp.bool},
+      ref=lambda: np.array([True, False, True])),
+    # -- linalg --------------------------------------------------------------------------------
+    R("dot_general", uniform((2, 3, 4)), uniform((2, 4, 5)), id="dot_general_bmm",
+      attrs={"contract": ((2, 1),), "batch": ((0, 0),)}, torch_fn=torch.bmm),
+    R("dot_general", uniform((3, 4)), uniform((5, 4)), id="dot_general_linear",
+      attrs={"contract": ((1, 1),)}, torch_fn=lambda x, w: x @ w.T),
+    R("dot_general", uniform((3, 2, 4, 5)), uniform((5, 2, 4, 6)), id="dot_general_batch_middle",
+      attrs={"contract": ((2, 2), (3, 0)), "batch": ((1, 1),)},
+      torch_fn=lambda a, b: torch.einsum("abcd,dbce->bae", a, b)),
+    R("dot_general", uniform((3,)), uniform((4,)), id="dot_general_outer", attrs={"contract": ()},
+      torch_fn=torch.outer),
+    R("dot_general", ints((3, 4), -3, 3), ints((4, 2), -3, 3), id="dot_general_int64",
+      attrs={"contract": ((1, 0),)}, ref=np.matmul),
+    # -- convolution ---------------------------------------------------------------------------
+    R("convolution", uniform((2, 4, 9, 8)), uniform((6, 2, 3, 3)), id="conv2d_groups",
+      attrs=conv_attrs((2, 2), ((1, 0), (2, 1)), rhs_dilation=(2, 1), groups=2),
+      torch_fn=lambda x, w: F.conv2d(F.pad(x, (2, 1, 1, 0)), w, stride=2, dilation=(2, 1),
+                                     groups=2)),
+    R("convolution", uniform((2, 3, 10)), uniform((4, 3, 3)), id="conv1d",
+      attrs=conv_attrs((3,), ((2, 2),), rhs_dilation=(2,)),
+      torch_fn=lambda x, w: F.conv1d(x, w, stride=3, padding=2, dilation=2)),
+    R("convolution", uniform((2, 3, 5)), uniform((4, 3, 3)), id="conv1d_lhs_dilation",
+      attrs=conv_attrs((1,), ((2, 2),), lhs_dilation=(2,)),  # a transposed convolution
+      torch_fn=lambda x, w: F.conv_transpose1d(x, w.transpose(0, 1).flip(-1), stride=2)),
+    R("convolution", uniform((2, 4, 4, 3)), uniform((6, 2, 3, 3)), id="conv2d_transposed_groups",
+      attrs=conv_attrs((1, 1), ((1, 2), (1, 2)), lhs_dilation=(2, 2), groups=2),
+      torch_fn=lambda x, w: F.conv_transpose2d(x, transposed_weight(w, 2), stride=2, padding=1,
+                                               output_padding=1, groups=2)),
+    R("convolution", uniform((4, 3, 5, 5)), uniform((4, 3, 3, 3)), id="conv2d_batch_groups",
+      attrs=conv_attrs((1, 1), ((0, 0), (0, 0)), batch_groups=2), torch_fn=torch_batch_grouped_conv,
+      wrt=()),  # only the weight gradient makes these; their VJP is documented as unsupported
+    # -- random --------------------------------------------------------------------------------
+    R("random_bits", key, attrs={"shape": (3, 5)},
+      ref=lambda k: np.asarray(jax.random.bits(jnp.asarray(k), (3, 5), jnp.uint32))),
+    R("random_split", key, attrs={"num": 3},
+      ref=lambda k: np.asarray(jax.random.split(jnp.asarray(k), 3))),
+    # -- reductions ----------------------------------------------------------------------------
+    R("reduce_sum", uniform((3, 4, 5)), attrs={"axes": (0, 2)},
+      torch_fn=lambda x: torch.sum(x, dim=(0, 2))),
+    R("reduce_sum", uniform((3, 4)), id="reduce_sum_all", attrs={"axes": (0, 1)},
+      torch_fn=torch.sum),  # a 0-d result
+    R("reduce_sum", uniform((3, 4, 5)), id="reduce_sum_keepdims",
+      attrs={"axes": (1,), "keepdims": True}, torch_fn=lambda x: torch.sum(x, 1, keepdim=True)),
+    R("reduce_prod", away((3, 4), 0.5, 1.5), attrs={"axes": (1,), "keepdims": True},
+      torch_fn=lambda x: torch.prod(x, 1, keepdim=True)),
+    R("reduce_prod", const([[1.5, 0.0, -2.0, 0.5], [0.0, 3.0, 0.0, 1.0], [1.0, 2.0, 0.5, -1.0]]),
+      id="reduce_prod_zeros", attrs={"axes": (1,)}, torch_fn=lambda x: torch.prod(x, 1)),
+    R("reduce_max", uniform((3, 4, 5)), attrs={"axes": (0,)},
+      torch_fn=lambda x: torch.amax(x, 0)),
+    R("reduce_max", small_floats((3, 5)), id="reduce_max_ties", attrs={"axes": (1,)},
+      torch_fn=lambda x: torch.amax(x, 1), fd=False),  # ties share the gradient evenly
+    R("reduce_min", uniform((3, 4, 5)), attrs={"axes": (1, 2)},
+      torch_fn=lambda x: torch.amin(x, (1, 2))),
+    R("reduce_min", small_floats((3, 5)), id="reduce_min_ties",
+      attrs={"axes": (0,), "keepdims": True}, torch_fn=lambda x: torch.amin(x, 0, keepdim=True),
+      fd=False),
+    R("argmax", small_floats((3, 5)), attrs={"axis": 1, "keepdims": False, "dtype": gcomp.int64},
+      ref=lambda x: np.argmax(x, 1)),  # first occurrence on ties
+    R("argmax", const([[1.0, np.nan, 3.0, np.nan], [np.nan, 1.0, np.nan, 2.0]]), id="argmax_nan",
+      attrs={"axis": 1, "keepdims": False, "dtype": gcomp.int64},
+      ref=lambda x: np.argmax(x, 1)),  # the first NaN wins, as in torch
+    R("argmin", small_floats((3, 5)), attrs={"axis": 0, "keepdims": True, "dtype": gcomp.int32},
+      ref=lambda x: np.argmin(x, 0)[None].astype(np.int32)),
+    R("cumsum", uniform((3, 4)), attrs={"axis": 1}, torch_fn=lambda x: torch.cumsum(x, 1)),
+    R("cumsum", uniform((3, 4)), id="cumsum_reverse", attrs={"axis": 0, "reverse": True},
+      torch_fn=lambda x: torch.cumsum(x.flip(0), 0).flip(0)),
+    # -- shape ---------------------------------------------------------------------------------
+    R("reshape", uniform((2, 3, 4)), attrs={"shape": (4, 6)},
+      torch_fn=lambda x: x.reshape(4, 6)),
+    R("broadcast", uniform((3, 1)), attrs={"shape": (2, 3, 4), "dims": (1, 2)},
+      torch_fn=lambda x: x.reshape(1, 3, 1).expand(2, 3, 4)),
+    R("transpose", uniform((2, 3, 4)), attrs={"perm": (2, 0, 1)},
+      torch_fn=lambda x: x.permute(2, 0, 1)),
+    R("slice", uniform((7, 8)), attrs={"start": (1, 2), "limit": (7, 7), "stride": (2, 3)},
+      torch_fn=lambda x: x[1:7:2, 2:7:3]),
+    R("pad", uniform((4, 5)), attrs={"low": (-1, 2), "high": (2, -1), "interior": (1, 2),
+                                     "value": 0.5},
+      torch_fn=lambda x: torch_pad(x, (-1, 2), (2, -1), (1, 2), 0.5)),
+    R("concatenate", uniform((2, 1, 3)), uniform((2, 3, 3)), uniform((2, 2, 3)), attrs={"axis": 1},
+      torch_fn=lambda *xs: torch.cat(xs, 1)),
+    R("rev", uniform((3, 4, 5)), attrs={"dims": (0, 2)}, torch_fn=lambda x: x.flip(0, 2)),
+    R("take", uniform((3, 5, 4)), const([[4, 0, 2], [2, 2, 1]]), attrs={"axis": 1},
+      torch_fn=lambda x, i: x[:, i]),
+    R("take", uniform((3, 5, 4)), const(2), id="take_scalar_index", attrs={"axis": 1},
+      torch_fn=lambda x, i: x[:, i]),
+    R("take", uniform((3, 5, 4)), const([[-2, 0, 7], [4, 5, 1]]), id="take_clamps",
+      attrs={"axis": 1}, ref=lambda x, i: np.take(x, i, axis=1, mode="clip"),
+      torch_fn=lambda x, i: x[:, i.clamp(0, 4)]),  # out-of-range indices are clamped
+    R("scatter_add", uniform((3, 5, 4)), const([[4, 0, 2], [2, 2, 1]]), uniform((3, 2, 3, 4)),
+      attrs={"axis": 1}, ref=lambda x, i, u: numpy_scatter_add(x, i, u, 1),
+      torch_fn=lambda x, i, u: x.index_add(1, i.reshape(-1), u.reshape(3, 6, 4))),
+    # -- windows -------------------------------------------------------------------------------
+    R("reduce_window", uniform((2, 3, 7, 8)), id="reduce_window_max_pool2d",
+      attrs={"kind": "max", **POOL2D, **WINDOW_ONES},
+      torch_fn=lambda x: F.max_pool2d(x, 3, stride=2, padding=1)),
+    R("reduce_window", uniform((2, 3, 7, 8)), id="reduce_window_sum_avg_pool2d",
+      attrs={"kind": "sum", **POOL2D, **WINDOW_ONES},
+      torch_fn=lambda x: F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=True) * 9),
+    R("reduce_window", uniform((2, 9)), id="reduce_window_sum_dilated",
+      attrs={"kind": "sum", "window": (1, 3), "stride": (1, 2), "padding": ((0, 0), (1, 2)),
+             "base_dilation": (1, 2), "window_dilation": (1, 2)},
+      torch_fn=torch_window_sum_dilated),
+    R("reduce_window", uniform((2, 3, 11)), id="reduce_window_max_dilated",
+      attrs={"kind": "max", "window": (1, 1, 3), "stride": (1, 1, 2),
+             "padding": ((0, 0), (0, 0), (1, 1)), "base_dilation": (1, 1, 1),
+             "window_dilation": (1, 1, 2)},
+      torch_fn=lambda x: F.max_pool1d(x, 3, stride=2, padding=1, dilation=2),
+      wrt=()),  # the gradient of a dilated max pooling is documented as unsupported
+    R("reduce_window", small_floats((2, 3, 7, 8)), id="reduce_window_max_ties",
+      attrs={"kind": "max", **POOL2D, **WINDOW_ONES},
+      torch_fn=lambda x: F.max_pool2d(x, 3, stride=2, padding=1), fd=False),  # first max wins
+    R("select_and_scatter_add", uniform((2, 3, 4, 4)), uniform((2, 3, 7, 8)), attrs=POOL2D,
+      torch_fn=torch_max_pool_grad),
+    R("select_and_scatter_add", uniform((2, 3, 4, 4)), small_floats((2, 3, 7, 8)),
+      id="select_and_scatter_add_ties", attrs=POOL2D, torch_fn=torch_max_pool_grad, fd=False),
+]
+
+TABLE_OPS = frozenset(r.op for r in ROWS)  # what test_op_coverage.py holds against the op table

@@ -110,6 +110,12 @@ class TraceInterpreter:
         self.grad_reads: dict = {}  # captured tensor -> its .grad object when first read
         self.view_versions: dict = {}  # outside views refreshed here -> root version then
         self.names: dict[Storage, str] = {}  # state names given by the tracer (".grad" states)
+        self.modes: dict[int, tuple] = {}  # id(module) -> (module, its .training when called)
+
+    def note_mode(self, module) -> None:
+        """Guard on a module's train/eval flag: called by Module.__call__ while tracing."""
+        if id(module) not in self.modes:
+            self.modes[id(module)] = (module, module.training)
 
     def add_input(self, type: TensorType, name: str | None = None, state: str | None = None):
         v = self.graph.add_input(type, name=name, state=state)

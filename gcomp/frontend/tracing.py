@@ -125,6 +125,7 @@ def traced_backward(interp, tensors, grads, create_graph, inputs):
                          "supported; use gcomp.grad(gcomp.grad(f)) for higher derivatives")
     for i, t in enumerate(tensors):
         _check_differentiable(t, i)
+    interp.backward_called = True
     leaves = _leaf_values(interp, tensors)
     if inputs is not None:
         inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
@@ -195,6 +196,9 @@ class Trace:
     grad_reads: list = field(default_factory=list)  # (tensor, its .grad when traced): guards
     out_requires_grad: list = field(default_factory=list)  # per graph output
     arg_requires_grad: list = field(default_factory=list)  # per argument input
+    modes: list = field(default_factory=list)  # (module, .training when traced, name): guards
+    arg_writebacks: list = field(default_factory=list)  # (argument path, graph output index)
+    backward_called: bool = False  # the function ran backward(): its outputs' graph is spent
 
 
 def flatten(obj, path=()):
@@ -241,6 +245,8 @@ def _closure_names(fn) -> dict[int, str]:
                 names.setdefault(id(v), k)
                 names.setdefault(id(v._storage), k)
             elif hasattr(v, "named_parameters") and hasattr(v, "named_buffers"):  # a Module
+                for n, m in v.named_modules():
+                    names.setdefault(id(m), f"{k}.{n}" if n else k)
                 for n, t in list(v.named_parameters()) + list(v.named_buffers()):
                     names.setdefault(id(t), f"{k}.{n}")
                     names.setdefault(id(t._storage), f"{k}.{n}")
@@ -266,8 +272,15 @@ def trace(fn, args: tuple, kwargs: dict, name: str | None = None) -> Trace:
 
     graph = Graph(re.sub(r"[^A-Za-z0-9_.]", "", name or getattr(fn, "__name__", "")) or "fn")
     names = _closure_names(fn)
-    interp = TraceInterpreter(graph, name_of=lambda t: names.get(id(t)) or names.get(
-        id(t._storage)))
+
+    def name_of(t):
+        found = names.get(id(t)) or names.get(id(t._storage))
+        if found is None:  # state made during the trace (optimizer state on a first step)
+            names.update(_closure_names(fn))
+            found = names.get(id(t)) or names.get(id(t._storage))
+        return found
+
+    interp = TraceInterpreter(graph, name_of=name_of)
     interp.argument_leaves = {}  # id of each symbolic argument requiring grad -> its name
     try:
         params = list(inspect.signature(fn).parameters)
@@ -275,6 +288,7 @@ def trace(fn, args: tuple, kwargs: dict, name: str | None = None) -> Trace:
         params = []
     arg_paths = []
     arg_rg: list[bool] = []
+    arg_syms: list = []  # (path, symbolic tensor, its input value)
 
     def to_symbolic(path, x):
         if not isinstance(x, Tensor):
@@ -289,6 +303,7 @@ def trace(fn, args: tuple, kwargs: dict, name: str | None = None) -> Trace:
         arg_paths.append(path)
         arg_rg.append(bool(x.requires_grad))
         t = Tensor(Storage(v), x._type, x.requires_grad)
+        arg_syms.append((path, t, v))
         if x.requires_grad:
             interp.argument_leaves[id(t)] = nm
         return t
@@ -316,12 +331,24 @@ def trace(fn, args: tuple, kwargs: dict, name: str | None = None) -> Trace:
             return x
 
         out_tree = rebuild(out, mark) if isinstance(out, (tuple, list, dict)) else mark((), out)
+        # Arguments updated in place come back as extra outputs; the runtime copies them into
+        # the caller's tensors (Note [Functionalization]).
+        arg_writebacks = []
+        for path, t, v in arg_syms:
+            cur = interp.value_of(t)
+            if cur is not v:
+                out_values.append(cur)
+                out_rg.append(False)
+                arg_writebacks.append((path, len(out_values) - 1))
         graph.outputs = out_values
-        result = Trace(graph, arg_paths, out_tree, [])
+        result = Trace(graph, arg_paths, out_tree, [], arg_writebacks=arg_writebacks)
         _finish_state(interp, result)
         result.grad_reads = list(interp.grad_reads.items())
         result.out_requires_grad = out_rg
         result.arg_requires_grad = arg_rg
+        result.backward_called = getattr(interp, "backward_called", False)
+        result.modes = [(m, tr, names.get(id(m)) or type(m).__name__)
+                        for m, tr in interp.modes.values()]
     finally:
         Mode.stack.pop()
     return result
@@ -335,8 +362,7 @@ def _finish_state(interp: TraceInterpreter, result: Trace) -> None:
     for t, new in interp.grad_overlay.items():
         old = t._grad
         if new is None:
-            if old is not None:
-                result.grads_to_none.append(t)
+            result.grads_to_none.append(t)  # even if None when traced: it may not be at a call
             continue
         nv = interp.value_of(new)
         if old is not None and old._storage in by_storage and by_storage[old._storage][1] is nv:

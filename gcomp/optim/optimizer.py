@@ -181,11 +181,12 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:
             for p in group["params"]:
+                if set_to_none:
+                    p.grad = None  # without reading it first: no .grad guard in a compiled step
+                    continue
                 g = p.grad
                 if g is None:
                     continue
-                if set_to_none:
-                    p.grad = None
                 else:
                     if g.grad_fn is not None:
                         g.detach_()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -93,11 +94,15 @@ class Entry:
         self.plain = all(len(p) == 1 and isinstance(p[0], int) for p in paths) and \
             [p[0] for p in paths] == sorted(p[0] for p in paths)
         self.trivial = (self.single_output == 0 and self.n_out == 1 and not self.trace.writebacks
-                        and not self.trace.grads_to_none and not self.diff_outputs)
+                        and not self.trace.grads_to_none and not self.diff_outputs
+                        and not self.trace.arg_writebacks)
 
     def guards_hold(self) -> bool:
         for st, t, _ in self.trace.captured:
             if getattr(st.data, "shape", None) != t._type.shape:
+                return False
+        for m, training, _ in self.trace.modes:
+            if m.training != training:
                 return False
         return all(t._grad is g for t, g in self.guards)
 
@@ -105,6 +110,10 @@ class Entry:
         for st, t, state in self.trace.captured:
             if getattr(st.data, "shape", None) != t._type.shape:
                 return f"captured tensor {state} changed shape"
+        for m, training, name in self.trace.modes:
+            if m.training != training:
+                old, new = ("train()", "eval()") if training else ("eval()", "train()")
+                return f"module {name} ({type(m).__name__}) switched from {old} to {new}"
         for t, g in self.guards:
             if t._grad is not g:
                 was = "None" if g is None else "a tensor"
@@ -218,7 +227,7 @@ class CompiledFunction:
         traced_ms = (time.perf_counter() - t0) * 1e3
         stages = [Stage("traced", traced_ms, str(tr.graph), len(tr.graph.nodes))]
         graph = run_passes(tr.graph.copy(), self.passes, stages=stages)
-        fn = jax.jit(to_function(graph))
+        fn = _Executable(to_function(graph), _donated(tr))
         ms = (time.perf_counter() - t0) * 1e3
         diff = [i for i, rg in enumerate(tr.out_requires_grad) if rg]
         entry = Entry(tr, graph, stages, fn, tr.arg_paths, list(tr.grad_reads), diff,
@@ -241,6 +250,13 @@ class CompiledFunction:
     def _finish(self, entry, args, kwargs, arrays, outs):
         """Write state back and wrap the results."""
         n_out = entry.n_out
+        cls = _Tensor()
+        for path, i in entry.trace.arg_writebacks:
+            target = _at(args, kwargs, path)
+            from ..frontend.autograd import no_grad
+
+            with no_grad():  # an eager copy_, so views of the argument write through
+                target.copy_(cls(Storage(outs[i]), entry.out_types[i]))
         for wb, arr in zip(entry.trace.writebacks, outs[n_out:]):
             if wb.storage is not None:
                 wb.storage.data = arr
@@ -254,7 +270,6 @@ class CompiledFunction:
                     t._grad = _Tensor()(Storage(arr), t._type)
         for t in entry.trace.grads_to_none:
             t._grad = None
-        cls = _Tensor()
         tensors = [cls(Storage(r), ty) for r, ty in zip(outs[:n_out], entry.out_types)]
         if entry.diff_outputs and Mode.grad_enabled:
             _tape_call(entry, args, kwargs, arrays, tensors)
@@ -280,6 +295,51 @@ class CompiledFunction:
         self._fast.clear()
         self._hits = self._misses = 0
         self._last_key = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Note [Donation]
+# The input buffer of every state tensor that a step updates is donated to XLA, which may then
+# write the new value into the same memory: a training step holds one copy of the parameters and
+# optimizer state, not two. The runtime then writes the new array into the Storage (the donated
+# one is deleted; jax reports it so). All tensors that share the Storage (detach(), views,
+# state_dict() entries) see the new value, as in PyTorch. An array that something else also holds
+# (the same array passed twice, a tape snapshot saved for a pending backward, a tensor that shares
+# the array but not the Storage) must not be donated: such a call runs a second, non-donating
+# executable (compiled on first need), so nobody ever reads a deleted buffer.
+
+def _donated(tr) -> tuple[int, ...]:
+    """Graph input indices of the state inputs that the step replaces."""
+    updated = {id(wb.storage) for wb in tr.writebacks if wb.storage is not None}
+    n_args = len(tr.arg_paths)
+    return tuple(n_args + j for j, (st, _, _) in enumerate(tr.captured) if id(st) in updated)
+
+
+class _Executable:
+    """The jitted function of an entry, donating the updated state's buffers."""
+
+    def __init__(self, fn, donate):
+        self.fn = fn
+        self.donate = donate
+        self.jitted = jax.jit(fn, donate_argnums=donate) if donate else jax.jit(fn)
+        self._plain = None
+
+    def __call__(self, *arrays):
+        if self.donate:
+            # Donate only buffers that nothing else holds: the Storage, the caller's list, this
+            # tuple and getrefcount's argument are 4 references. One more (a tape snapshot, a
+            # tensor from get_state(), the same array passed twice) means someone will read the
+            # old value: run the non-donating executable instead.
+            refcount = sys.getrefcount
+            for i in self.donate:
+                if refcount(arrays[i]) > 4:
+                    if self._plain is None:
+                        self._plain = jax.jit(self.fn)
+                    return self._plain(*arrays)
+        return self.jitted(*arrays)
+
+    def lower(self, *args):
+        return self.jitted.lower(*args)
 
 
 @dataclass
@@ -420,6 +480,20 @@ def _tape_call(entry, args, kwargs, arrays, tensors):
             srcs.append(_at(args, kwargs, entry.arg_leaves[i]))
         else:
             srcs.append(entry.trace.captured[i - n_args][1])
+    if entry.trace.backward_called:
+        # A training step: its graph was backpropagated inside the call, so (as in torch) its
+        # outputs keep a grad_fn but a second backward is an error. Nothing is saved for it:
+        # holding the returned loss must not keep the old parameters alive.
+        def spent(cts, inputs, outputs, **_):
+            raise GcompError(f"backward through the result of {entry.graph.name}, whose graph "
+                             "was already backpropagated inside the compiled call; detach the "
+                             "result, or return the loss without calling backward() inside")
+
+        node = core_ag.TapeNode(f"compiled:{entry.graph.name}", {},
+                                [s._snapshot(data=_NO_DATA) for s in srcs], None,
+                                [s._edge() for s in srcs], None, custom=spent)
+        _attach(node, [tensors[i] for i in entry.diff_outputs])
+        return
     saved = list(arrays)
 
     def vjp(cts, inputs, outputs, **_):
@@ -435,7 +509,13 @@ def _tape_call(entry, args, kwargs, arrays, tensors):
 
     node = core_ag.TapeNode(f"compiled:{entry.graph.name}", {}, [s._snapshot() for s in srcs],
                             None, [s._edge() for s in srcs], None, custom=vjp)
-    diff = [tensors[i] for i in entry.diff_outputs]
+    _attach(node, [tensors[i] for i in entry.diff_outputs])
+
+
+_NO_DATA = ()  # the snapshot data of a tape node that never runs its VJP
+
+
+def _attach(node, diff):
     node.output_keys = [(node, k) for k in range(len(diff))]
     for k, t in enumerate(diff):
         t.requires_grad, t._grad_fn, t._out_index = True, node, k

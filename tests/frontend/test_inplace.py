@@ -205,8 +205,6 @@ def test_inplace_through_a_view_is_differentiable():
     assert run(gcomp) == run(torch)
 
 
-@pytest.mark.xfail(strict=True, reason="gcomp/frontend/tracing.py: an in-place update of an "
-                   "argument only rebinds the traced value; it is not written back to the caller")
 def test_inplace_on_an_argument_inside_compile():
     """An in-place update of an argument inside gcomp.compile is visible to the caller, as in
     eager code."""

@@ -139,8 +139,6 @@ def test_running_statistics_compiled():
     _buffers_equal(gm, tm)
 
 
-@pytest.mark.xfail(reason="runtime: a compiled function's cache key has no train/eval mode "
-                   "(DESIGN.md says it should), so a train-mode executable is reused in eval")
 def test_compiled_forward_follows_train_eval_switch():
     gm = gcomp.nn.BatchNorm1d(4)
     fwd = gcomp.compile(lambda a: gm(a))

@@ -13,6 +13,7 @@ import numpy as np
 
 import gcomp
 from gcomp import GcompError, Tensor
+from gcomp.core.dispatch import Mode, TraceInterpreter
 
 from ..parameter import Buffer, Parameter
 
@@ -138,6 +139,9 @@ class Module:
                          "function")
 
     def __call__(self, *args, **kwargs):
+        interp = Mode.stack[-1]
+        if type(interp) is TraceInterpreter:
+            interp.note_mode(self)  # train()/eval() is part of a compiled function's guards
         for hook in self._forward_pre_hooks.values():
             res = hook(self, args)
             if res is not None:
@@ -280,11 +284,9 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.parameters():
-            if p.grad is None:
-                continue
             if set_to_none:
-                p.grad = None
-            else:
+                p.grad = None  # without reading it first: no .grad guard in a compiled step
+            elif p.grad is not None:
                 p.grad.zero_()
 
     def apply(self, fn) -> Module:

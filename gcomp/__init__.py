@@ -12,6 +12,7 @@ from .frontend import methods as _methods  # noqa: F401  (attaches Tensor method
 from .frontend.autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,
                                 set_grad_enabled, value_and_grad)
 from .frontend.autograd import grad_of as grad
+from .frontend.control import cond, scan
 from .frontend.creation import (Generator, arange, as_tensor, bernoulli, default_generator, empty,
                                 empty_like, eye, from_numpy, full, full_like, linspace,
                                 manual_seed, ones, ones_like, rand, rand_like, randint,
@@ -37,7 +38,7 @@ from .frontend.tensor import Size, Tensor, TracedValueError
 from .ir.errors import GcompError, IRParseError, IRVerifyError, ShapeError
 from .ir.types import DType, bfloat16, float16, float32, float64, int32, int64, uint8, uint32
 from .ir.types import bool_ as bool  # noqa: A001 - torch.bool
-from .runtime.compiled import CompiledFunction, compile  # noqa: A004
+from .runtime.compiled import CompiledFunction, CompiledModule, compile  # noqa: A004
 from .runtime.log import configure as _configure_log
 
 from . import autograd, cuda, ir  # noqa: E402

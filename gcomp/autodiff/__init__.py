@@ -37,4 +37,4 @@ def first_ct(cts, outputs):
     return cts[0] if cts[0] is not None else P.zeros_like(outputs[0])
 
 
-from . import conv, elementwise, linalg, reduce, shape, window  # noqa: E402,F401
+from . import control, conv, elementwise, linalg, reduce, shape, window  # noqa: E402,F401

@@ -19,7 +19,8 @@ def _concrete_error(what: str) -> GcompError:
     return user_error(TracedValueError, (
         f"{what} needs a concrete value, but this tensor is being traced by gcomp.compile (its "
         "value is only known when the compiled program runs). Use gcomp.where(cond, a, b) for "
-        "data-dependent choices, or move this code outside the compiled function."))
+        "data-dependent choices of values, gcomp.cond(pred, true_fn, false_fn, *operands) for "
+        "data-dependent branches, or move this code outside the compiled function."))
 
 
 class Tensor(TensorBase):

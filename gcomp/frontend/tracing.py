@@ -57,6 +57,9 @@ def set_traced_grad(interp: TraceInterpreter, t: Tensor, value) -> None:
 def assign_traced(interp: TraceInterpreter, t: Tensor, new: Tensor) -> None:
     nv = interp.value_of(new)
     if _is_internal(interp, t):
+        arg = getattr(interp, "arg_roots", {}).get(t._storage)
+        if arg is not None:
+            _check_unaliased(interp, *arg)
         t._storage.data = nv
         t._storage.version += 1
         return
@@ -66,6 +69,27 @@ def assign_traced(interp: TraceInterpreter, t: Tensor, new: Tensor) -> None:
     interp.value_of(t)  # make sure it is captured as state
     interp.overlay[t._storage] = nv
     t._storage.version += 1  # views taken before this update are now stale, as in eager mode
+
+
+def _root_key(t: Tensor) -> int:
+    return id((t._base if t._base is not None else t)._storage)
+
+
+def _check_unaliased(interp, key: int, name: str) -> None:
+    """An argument updated in place must not share memory with another argument or with
+    captured state: the trace holds them as separate values, so the update would not be seen
+    through the other name, unlike in eager code."""
+    others = [n for k, n in interp.arg_roots.values() if k == key and n != name]
+    if others:
+        raise user_error(GcompError, f"in-place update of argument {name!r}, which shares memory "
+                         f"with argument {others[0]!r} (a view of it, or the same tensor), "
+                         "inside gcomp.compile; pass tensors that do not alias, or clone() one")
+    for _, c, v in interp.captured:
+        state = v.state
+        if _root_key(c) == key:
+            raise user_error(GcompError, f"in-place update of argument {name!r}, which shares "
+                             f"memory with {state!r}, read inside gcomp.compile; pass it only as "
+                             "an argument or only read it from the module, or clone() it")
 
 
 def _leaf_values(interp, roots):
@@ -199,6 +223,7 @@ class Trace:
     modes: list = field(default_factory=list)  # (module, .training when traced, name): guards
     arg_writebacks: list = field(default_factory=list)  # (argument path, graph output index)
     backward_called: bool = False  # the function ran backward(): its outputs' graph is spent
+    captured_requires_grad: list = field(default_factory=list)  # (tensor, flag): guards
 
 
 def flatten(obj, path=()):
@@ -265,23 +290,25 @@ def _cell_ok(cell):
         return False
 
 
-def trace(fn, args: tuple, kwargs: dict, name: str | None = None) -> Trace:
+def trace(fn, args: tuple, kwargs: dict, name: str | None = None, state_names=None) -> Trace:
     """Run ``fn`` on symbolic versions of its tensor arguments and return the Graph and the
     metadata the runtime needs to call it and write state back."""
     import re
 
     graph = Graph(re.sub(r"[^A-Za-z0-9_.]", "", name or getattr(fn, "__name__", "")) or "fn")
-    names = _closure_names(fn)
+    find_names = state_names or (lambda: _closure_names(fn))
+    names = find_names()
 
     def name_of(t):
         found = names.get(id(t)) or names.get(id(t._storage))
         if found is None:  # state made during the trace (optimizer state on a first step)
-            names.update(_closure_names(fn))
+            names.update(find_names())
             found = names.get(id(t)) or names.get(id(t._storage))
         return found
 
     interp = TraceInterpreter(graph, name_of=name_of)
     interp.argument_leaves = {}  # id of each symbolic argument requiring grad -> its name
+    interp.arg_roots = {}  # symbolic argument storage -> (id of the caller's root storage, name)
     try:
         params = list(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
@@ -304,6 +331,7 @@ def trace(fn, args: tuple, kwargs: dict, name: str | None = None) -> Trace:
         arg_rg.append(bool(x.requires_grad))
         t = Tensor(Storage(v), x._type, x.requires_grad)
         arg_syms.append((path, t, v))
+        interp.arg_roots[t._storage] = (_root_key(x), nm)
         if x.requires_grad:
             interp.argument_leaves[id(t)] = nm
         return t
@@ -337,6 +365,7 @@ def trace(fn, args: tuple, kwargs: dict, name: str | None = None) -> Trace:
         for path, t, v in arg_syms:
             cur = interp.value_of(t)
             if cur is not v:
+                _check_unaliased(interp, *interp.arg_roots[t._storage])
                 out_values.append(cur)
                 out_rg.append(False)
                 arg_writebacks.append((path, len(out_values) - 1))
@@ -347,6 +376,8 @@ def trace(fn, args: tuple, kwargs: dict, name: str | None = None) -> Trace:
         result.out_requires_grad = out_rg
         result.arg_requires_grad = arg_rg
         result.backward_called = getattr(interp, "backward_called", False)
+        result.captured_requires_grad = [(t, bool(t.requires_grad)) for _, t, _ in result.captured
+                                         if t.dtype.is_floating_point]
         result.modes = [(m, tr, names.get(id(m)) or type(m).__name__)
                         for m, tr in interp.modes.values()]
     finally:

@@ -26,7 +26,7 @@ def compile(graph):  # noqa: A001 - mirrors jax.jit's role for a graph
     """Return a callable running ``graph`` as one XLA executable (grad nodes are expanded first)."""
     from ..lowering.jit import compile_graph
 
-    if any(n.op == "grad" for n in graph.nodes):
+    if graph.contains("grad"):
         from ..passes import run_passes
 
         graph = run_passes(graph, ["autodiff", "dce"])

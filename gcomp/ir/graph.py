@@ -4,6 +4,30 @@ A Graph is one linear list of nodes in program order (like a jaxpr or an FX grap
 has a TensorType. Graph inputs are arguments or captured state (with the state's path as name).
 Outputs are the user's results followed by state updates, each update naming the state input it
 replaces.
+
+Note [Regions]
+Structured control flow (``cond``, ``scan``) holds nested graphs, *regions*: a region is a Graph
+with inputs and outputs (no state inputs, no updates) kept in its node's ``regions`` attribute, a
+tuple with one Graph per name the op declares (cond: ``then``, ``else``; scan: ``body``). Regions
+are closed: their nodes use only the region's own inputs and values. Everything a body reads from
+outside (a parameter, a value of the enclosing graph) is an explicit operand of the node, which
+the region receives as an input; tracing lifts captured tensors to such operands
+(frontend/control.py). So a region is printed, parsed, verified, interpreted, lowered and
+differentiated as a graph of its own, the operands of a node say everything it depends on, and a
+pass over the enclosing graph (dce, replace_all_uses, the autodiff walk) never looks inside.
+Regions are values like any attribute: never mutated once their node is built (Graph.copy shares
+them); a pass that rewrites one builds a new Graph and a new node. The shape rule of a region op
+checks the region's input and output types against the node's operands and results.
+
+In the text each region follows its node's line, two spaces deeper, with its own value names:
+
+    %3: f32[2,4], %4: f32[5,2,4] = scan(%w, %h0, %xs) {length=5, num_consts=1, num_carry=1}
+      body(%w: f32[4,4], %h: f32[2,4], %x: f32[2,4]) {
+        %0: f32[2,4] = dot_general(%h, %w) {contract=[[1, 0]]}
+        %1: f32[2,4] = add(%0, %x)
+        %2: f32[2,4] = tanh(%1)
+        return %2, %2
+      }
 """
 
 from __future__ import annotations
@@ -47,6 +71,11 @@ class Node:
     attrs: dict[str, Any]
     outputs: list[Value] = field(default_factory=list)
     loc: str | None = None  # "file.py:line" of the user code that made it
+
+    @property
+    def regions(self) -> tuple[Graph, ...]:
+        """The nested graphs of a control-flow node (Note [Regions]); () for other ops."""
+        return self.attrs.get("regions", ())
 
     def __repr__(self) -> str:
         return f"Node({self.op}, {len(self.inputs)} in, {len(self.outputs)} out, {self.loc})"
@@ -148,6 +177,10 @@ class Graph:
         for n in self.nodes:
             counts[n.op] = counts.get(n.op, 0) + 1
         return counts
+
+    def contains(self, op: str) -> bool:
+        """Whether a node of ``op`` is in the graph or in one of its regions, at any depth."""
+        return any(n.op == op or any(r.contains(op) for r in n.regions) for n in self.nodes)
 
     def __str__(self) -> str:
         from .printer import print_graph

@@ -86,6 +86,7 @@ class _Builder:
     def __init__(self, text: str):
         self.text = text
         self.env: dict[str, Value] = {}
+        self.outer: list[dict[str, Value]] = []  # the namespaces around the region being read
 
     def error(self, msg: str, item) -> IRParseError:
         line = getattr(item, "line", None) or getattr(getattr(item, "meta", None), "line", 1)
@@ -116,6 +117,9 @@ class _Builder:
         try:
             return self.env[str(tok)[1:]]
         except KeyError:
+            if any(str(tok)[1:] in env for env in self.outer):
+                raise self.error(f"value {tok} is defined outside this region; regions are "
+                                 "closed: pass it to the node as an operand", tok) from None
             raise self.error(f"value {tok} is used before it is defined", tok) from None
 
     def define(self, tok, value: Value) -> None:
@@ -152,15 +156,42 @@ class _Builder:
                 g.updates.append((state, v))
         return g
 
+    def region(self, tree, label: str) -> Graph:
+        """A region: a graph of its own with a fresh namespace (regions are closed)."""
+        name, *rest = tree.children
+        if str(name) != label:
+            raise self.error(f"expected region {label!r} here, got {str(name)!r}", name)
+        outer, self.env = self.env, {}
+        self.outer.append(outer)
+        try:
+            g = Graph(label)
+            for item in (c for c in rest if c is not None):
+                if item.data == "param":
+                    tok, typ, state = item.children
+                    if state is not None:
+                        raise self.error("a region input cannot be state", state)
+                    self.define(tok, g.add_input(self.type_of(typ), name=str(tok)[1:]))
+                elif item.data == "node":
+                    g.nodes.append(self.node(item))
+                else:
+                    g.outputs = [self.lookup(t) for t in item.children if t is not None]
+        finally:
+            self.outer.pop()
+            self.env = outer
+        return g
+
     def node(self, tree) -> Node:
         from .ops import OPS, infer_types
 
         results, op_tok, operands, attrs_tree, loc = [], None, [], None, None
+        regions = []
         for c in tree.children:
             if c is None:
                 continue
             if isinstance(c, lark.Tree) and c.data == "result":
                 results.append(c)
+            elif isinstance(c, lark.Tree) and c.data == "region":
+                regions.append(c)
             elif isinstance(c, lark.Tree) and c.data == "attrs":
                 attrs_tree = c
             elif isinstance(c, lark.Token) and c.type == "NAME":
@@ -176,6 +207,13 @@ class _Builder:
             raise self.error(f"unknown op {op!r}{hint}", op_tok)
         inputs = [self.lookup(t) for t in operands]
         attrs = self.attrs(op, attrs_tree) if attrs_tree is not None else {}
+        labels = OPS[op].regions
+        if len(regions) != len(labels):
+            want = ", ".join(labels) if labels else "none"
+            raise self.error(f"{op} has {len(labels)} region(s) ({want}), the text gives "
+                             f"{len(regions)}", op_tok)
+        if labels:
+            attrs["regions"] = tuple(self.region(r, k) for r, k in zip(regions, labels))
         declared = [self.type_of(r.children[1]) for r in results]
         try:
             inferred = infer_types(op, [v.type for v in inputs], attrs)
@@ -207,9 +245,11 @@ class _Builder:
             key = str(key_tok)
             if key in out:
                 raise self.error(f"attribute {key} given twice", key_tok)
-            if key not in kinds:
-                raise self.error(f"{op} has no attribute {key!r} (attributes: "
-                                 f"{', '.join(kinds) or 'none'})", key_tok)
+            if key not in kinds or kinds[key] == "regions":
+                plain = ", ".join(k for k, kind in kinds.items() if kind != "regions") or "none"
+                hint = "; regions are blocks after the node's line" if key == "regions" else ""
+                raise self.error(f"{op} has no attribute {key!r} (attributes: {plain}){hint}",
+                                 key_tok)
             out[key] = self.literal(lit, kinds[key])
             try:
                 _check_attr(op, key, kinds[key], _freeze(out[key]))

@@ -8,7 +8,8 @@ Format, one node a line, types on every result, the user's source line as a trai
       update %w <- %3
     }
 
-Attributes equal to the op's defaults are left out.
+Attributes equal to the op's defaults are left out. A control-flow node's regions follow its line,
+indented, each like a graph of its own (Note [Regions] in graph.py).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def _attrs_text(node) -> str:
     keys = [k for k in order if k in node.attrs] + [k for k in node.attrs if k not in order]
     items = []
     for key in keys:
+        if key == "regions":  # printed as blocks after the node's line
+            continue
         text = format_attr(node.attrs[key])
         # a value printed like the default parses back to the default, so it can be left out
         if d is not None and key in d.defaults and text == format_attr(d.defaults[key]):
@@ -92,6 +95,25 @@ def _namer(graph):
 
 
 def print_graph(graph) -> str:
+    body, ref = _block(graph, "  ")
+    lines = [f"graph @{graph.name}({_params(graph, ref)}) {{", *body]
+    for state, v in graph.updates:
+        target = next((x for x in graph.inputs if x.state == state), None)
+        lines.append(f"  update {ref(target) if target is not None else '%' + state} <- {ref(v)}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _params(graph, ref) -> str:
+    return ", ".join(f"{ref(v)}: {v.type}" + (" state" if v.state is not None else "")
+                     for v in graph.inputs)
+
+
+def _block(graph, pad: str):
+    """The lines of a graph's nodes and its return, at indent ``pad``; each node's regions follow
+    it, two spaces deeper, with value names of their own (Note [Regions] in graph.py)."""
+    from .ops import OPS
+
     names = _namer(graph)
 
     def ref(v) -> str:
@@ -100,22 +122,23 @@ def print_graph(graph) -> str:
         except KeyError:
             return f"%<undefined {v!r}>"
 
-    params = ", ".join(f"{ref(v)}: {v.type}" + (" state" if v.state is not None else "")
-                       for v in graph.inputs)
-    body: list[tuple[str, str]] = []
+    entries: list[tuple[str, str, list[str]]] = []
     for n in graph.nodes:
         results = ", ".join(f"{ref(o)}: {o.type}" for o in n.outputs)
         args = ", ".join(ref(v) for v in n.inputs)
         loc = " ".join(n.loc.split()) if n.loc else ""  # one line, as the parser reads it back
-        body.append((f"  {results} = {n.op}({args}){_attrs_text(n)}", loc))
-    width = min(COMMENT_COLUMN_MAX, max((len(t) for t, loc in body if loc), default=0))
-    lines = [f"graph @{graph.name}({params}) {{"]
-    for text, loc in body:
+        nested: list[str] = []
+        labels = OPS[n.op].regions if n.op in OPS else ()
+        for k, region in enumerate(n.regions):
+            label = labels[k] if k < len(labels) else "region"
+            inner, inner_ref = _block(region, pad + "    ")
+            nested += [f"{pad}  {label}({_params(region, inner_ref)}) {{", *inner, f"{pad}  }}"]
+        entries.append((f"{pad}{results} = {n.op}({args}){_attrs_text(n)}", loc, nested))
+    width = min(COMMENT_COLUMN_MAX, max((len(t) for t, loc, _ in entries if loc), default=0))
+    lines = []
+    for text, loc, nested in entries:
         lines.append(f"{text.ljust(width)}  # {loc}" if loc else text)
+        lines += nested
     ret = ", ".join(ref(v) for v in graph.outputs)
-    lines.append(f"  return {ret}" if ret else "  return")
-    for state, v in graph.updates:
-        target = next((x for x in graph.inputs if x.state == state), None)
-        lines.append(f"  update {ref(target) if target is not None else '%' + state} <- {ref(v)}")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    lines.append(f"{pad}return {ret}" if ret else f"{pad}return")
+    return lines, ref

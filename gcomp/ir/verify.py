@@ -7,7 +7,10 @@ from .graph import Graph
 
 
 def verify(graph: Graph) -> Graph:
-    """Raise IRVerifyError naming the first broken node; return the graph when it is sound."""
+    """Raise IRVerifyError naming the first broken node; return the graph when it is sound.
+
+    Regions are verified as graphs of their own: closed (their nodes use only their own inputs
+    and values), without state; their types against the node are the op's shape rule's job."""
     from .ops import infer_types, normalize_attrs
 
     defined: set = set()
@@ -32,6 +35,13 @@ def verify(graph: Graph) -> Graph:
             want = infer_types(n.op, [v.type for v in n.inputs], attrs)
         except ShapeError as e:
             raise IRVerifyError(f"{where}: {e}") from None
+        for label, region in zip(_ops_regions(n.op), n.regions):
+            if region.state_inputs or region.updates:
+                raise IRVerifyError(f"{where}: region {label} has state inputs or updates")
+            try:
+                verify(region)
+            except IRVerifyError as e:
+                raise IRVerifyError(f"{where}, region {label}: {e}") from None
         missing = [k for k in attrs if k not in n.attrs]
         if missing:  # the lowering rules take every attribute; Graph.add_node fills defaults
             raise IRVerifyError(f"{where}: attribute(s) {', '.join(missing)} missing; build nodes "
@@ -61,3 +71,9 @@ def verify(graph: Graph) -> Graph:
             raise IRVerifyError(f"update of {state!r}: {v.type} does not match "
                                 f"{by_state[state].type}")
     return graph
+
+
+def _ops_regions(op: str) -> tuple[str, ...]:
+    from .ops import OPS
+
+    return OPS[op].regions

@@ -81,8 +81,9 @@ class Entry:
     arg_leaves: list  # the argument paths of the tensors passed in
     guards: list  # (tensor, expected grad object or None)
     diff_outputs: list = field(default_factory=list)
-    backward: object = None  # built on first use
+    backward: object = None  # (jitted backward, residual count, saved input indices)
     compile_ms: float = 0.0
+    n_res: int = 0  # residual outputs after the user's outputs (Note [What the forward saves])
 
     def __post_init__(self):
         self.n_out = len(self.graph.outputs)
@@ -101,6 +102,9 @@ class Entry:
         for st, t, _ in self.trace.captured:
             if getattr(st.data, "shape", None) != t._type.shape:
                 return False
+        for t, rg in self.trace.captured_requires_grad:
+            if t.requires_grad != rg:
+                return False
         for m, training, _ in self.trace.modes:
             if m.training != training:
                 return False
@@ -110,6 +114,10 @@ class Entry:
         for st, t, state in self.trace.captured:
             if getattr(st.data, "shape", None) != t._type.shape:
                 return f"captured tensor {state} changed shape"
+        for t, rg in self.trace.captured_requires_grad:
+            if t.requires_grad != rg:
+                name = next((s for _, c, s in self.trace.captured if c is t), "a captured tensor")
+                return f"requires_grad of {name} changed from {rg} to {t.requires_grad}"
         for m, training, name in self.trace.modes:
             if m.training != training:
                 old, new = ("train()", "eval()") if training else ("eval()", "train()")
@@ -126,9 +134,10 @@ class Entry:
 class CompiledFunction:
     """A function compiled by gcomp.compile. Call it like the function it wraps."""
 
-    def __init__(self, fn, *, passes="default", name=None, cache_limit=None):
+    def __init__(self, fn, *, passes="default", name=None, cache_limit=None, state_names=None):
         functools.update_wrapper(self, fn, updated=())
         self.fn = fn
+        self.state_names = state_names  # () -> {id(tensor or module): name}, else from closures
         self.passes = passes
         self.name = name or getattr(fn, "__name__", "fn")
         self.cache_limit = cache_limit or int(os.environ.get("GCOMP_CACHE_LIMIT", 8))
@@ -223,15 +232,27 @@ class CompiledFunction:
         from ..frontend.tracing import trace
 
         t0 = time.perf_counter()
-        tr = trace(self.fn, args, kwargs, name=self.name)
+        tr = trace(self.fn, args, kwargs, name=self.name, state_names=self.state_names)
         traced_ms = (time.perf_counter() - t0) * 1e3
         stages = [Stage("traced", traced_ms, str(tr.graph), len(tr.graph.nodes))]
         graph = run_passes(tr.graph.copy(), self.passes, stages=stages)
-        fn = _Executable(to_function(graph), _donated(tr))
-        ms = (time.perf_counter() - t0) * 1e3
         diff = [i for i, rg in enumerate(tr.out_requires_grad) if rg]
-        entry = Entry(tr, graph, stages, fn, tr.arg_paths, list(tr.grad_reads), diff,
-                      compile_ms=ms)
+        entry = Entry(tr, graph, stages, None, tr.arg_paths, list(tr.grad_reads), diff)
+        donate = _donated(tr)
+        if diff and not tr.backward_called and _diff_inputs(entry):
+            t1 = time.perf_counter()
+            part = _split(entry, self.passes)
+            ms = (time.perf_counter() - t1) * 1e3
+            stages.append(Stage("forward", ms, str(part.forward), len(part.forward.nodes)))
+            stages.append(Stage("backward", 0.0, str(part.backward), len(part.backward.nodes)))
+            donate = tuple(i for i in donate if i not in part.saved_inputs)
+            entry.run = _Executable(to_function(part.forward), donate)
+            entry.n_res = part.n_residuals
+            entry.backward = (jax.jit(to_function(part.backward)), part.n_residuals,
+                              part.saved_inputs)
+        else:
+            entry.run = _Executable(to_function(graph), donate)
+        entry.compile_ms = (time.perf_counter() - t0) * 1e3
         _dump(self.name, entry, self._size())
         return entry
 
@@ -257,7 +278,7 @@ class CompiledFunction:
 
             with no_grad():  # an eager copy_, so views of the argument write through
                 target.copy_(cls(Storage(outs[i]), entry.out_types[i]))
-        for wb, arr in zip(entry.trace.writebacks, outs[n_out:]):
+        for wb, arr in zip(entry.trace.writebacks, outs[n_out + entry.n_res:]):
             if wb.storage is not None:
                 wb.storage.data = arr
                 wb.storage.version += 1
@@ -272,7 +293,7 @@ class CompiledFunction:
             t._grad = None
         tensors = [cls(Storage(r), ty) for r, ty in zip(outs[:n_out], entry.out_types)]
         if entry.diff_outputs and Mode.grad_enabled:
-            _tape_call(entry, args, kwargs, arrays, tensors)
+            _tape_call(entry, args, kwargs, arrays, outs[n_out:n_out + entry.n_res], tensors)
         tree = entry.trace.out_tree
         if entry.single_output is not None:
             return tensors[entry.single_output]
@@ -418,12 +439,88 @@ def _dump(name: str, entry: Entry, index: int) -> None:
 
 
 def compile(fn=None, *, passes="default", name=None, cache_limit=None):  # noqa: A001
-    """Compile ``fn`` (also usable as ``@gcomp.compile`` or ``@gcomp.compile(passes=...)``)."""
+    """Compile ``fn`` (also usable as ``@gcomp.compile`` or ``@gcomp.compile(passes=...)``).
+
+    A module gives a :class:`CompiledModule`: calling it runs the compiled forward, which takes
+    part in eager autograd; everything else (parameters, state_dict, train/eval) is the
+    module's own."""
     if fn is None:
         return lambda f: compile(f, passes=passes, name=name, cache_limit=cache_limit)
     if not callable(fn):
         raise user_error(GcompError, f"gcomp.compile expects a function, got {type(fn).__name__}")
+    if hasattr(fn, "named_parameters") and hasattr(fn, "named_buffers") and hasattr(fn, "forward"):
+        return CompiledModule(fn, passes=passes, name=name, cache_limit=cache_limit)
     return CompiledFunction(fn, passes=passes, name=name, cache_limit=cache_limit)
+
+
+class CompiledModule:
+    """``gcomp.compile(module)``: like torch.compile's OptimizedModule, but every attribute other
+    than the call (parameters(), state_dict() with the module's own keys, train()/eval(), to(),
+    submodules) is the original module's. State in the IR is named by the module's own paths
+    (``0.weight``), so the IR reads like its state_dict."""
+
+    def __init__(self, module, **options):
+        object.__setattr__(self, "_orig_mod", module)
+
+        def forward(*args, **kwargs):
+            return module(*args, **kwargs)
+
+        try:  # name the IR's inputs after the module's forward parameters
+            import inspect
+
+            forward.__signature__ = inspect.signature(module.forward)
+        except (TypeError, ValueError):
+            pass
+
+        name = options.pop("name", None) or type(module).__name__
+        object.__setattr__(self, "_compiled", CompiledFunction(
+            forward, name=name, state_names=lambda: _module_names(module), **options))
+
+    def __call__(self, *args, **kwargs):
+        return self._compiled(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._orig_mod, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._orig_mod, name, value)
+
+    def train(self, mode: bool = True):
+        self._orig_mod.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def to(self, *args, **kwargs):
+        self._orig_mod.to(*args, **kwargs)
+        return self
+
+    # inspection and cache control are the compiled function's
+    def ir(self, *args, **kwargs):
+        return self._compiled.ir(*args, **kwargs)
+
+    def stages(self, *args, **kwargs):
+        return self._compiled.stages(*args, **kwargs)
+
+    def cache_info(self):
+        return self._compiled.cache_info()
+
+    def cache_clear(self):
+        self._compiled.cache_clear()
+
+    def __repr__(self):
+        return f"CompiledModule({self._orig_mod!r})"
+
+
+def _module_names(module) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for n, m in module.named_modules():
+        names.setdefault(id(m), n or type(module).__name__)
+    for n, t in list(module.named_parameters()) + list(module.named_buffers()):
+        names.setdefault(id(t), n)
+        names.setdefault(id(t._storage), n)
+    return names
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,26 +545,28 @@ def _diff_inputs(entry):
     return out
 
 
-def _backward_fn(entry):
-    if entry.backward is None:
-        from ..core.dispatch import Mode as _M  # noqa: F401
+def _split(entry, passes):
+    """The joint graph of the forward and a grad request for its differentiable outputs,
+    expanded and cut in two (Note [What the forward saves for backward] in passes/partition.py)."""
+    from ..passes.partition import partition
 
-        g = entry.graph.copy()
-        g.updates = []
-        wanted = _diff_inputs(entry)
-        outs = [g.outputs[i] for i in entry.diff_outputs]
-        cts = [g.add_input(v.type, name=f"ct{k}") for k, v in enumerate(outs)]
-        node = g.add_node("grad", outs + cts + [g.inputs[i] for i in wanted],
-                          {"outputs": len(outs)}, loc=None)
-        g.outputs = list(node.outputs)
-        g.name = g.name + "_backward"
-        stages = []
-        g = run_passes(g, ["autodiff", "dce"], stages=stages)
-        entry.backward = (jax.jit(to_function(g)), wanted, stages)
-    return entry.backward
+    g = entry.graph.copy()
+    g.name = g.name + "_joint"
+    wanted = _diff_inputs(entry)
+    outs = [g.outputs[i] for i in entry.diff_outputs]
+    wrt = [g.inputs[i] for i in wanted]
+    cts = [g.add_input(v.type, name=f"ct{k}") for k, v in enumerate(outs)]
+    node = g.add_node("grad", outs + cts + wrt, {"outputs": len(outs)}, loc=None)
+    n_outputs = len(g.outputs)
+    g.outputs = g.outputs + list(node.outputs)
+    g = run_passes(g, passes)
+    part = partition(g, n_outputs, cts)
+    part.forward.name = entry.graph.name
+    part.backward.name = entry.graph.name + "_backward"
+    return part
 
 
-def _tape_call(entry, args, kwargs, arrays, tensors):
+def _tape_call(entry, args, kwargs, arrays, residuals, tensors):
     from ..core import autograd as core_ag
 
     wanted = _diff_inputs(entry)
@@ -494,13 +593,13 @@ def _tape_call(entry, args, kwargs, arrays, tensors):
                                 [s._edge() for s in srcs], None, custom=spent)
         _attach(node, [tensors[i] for i in entry.diff_outputs])
         return
-    saved = list(arrays)
+    run, _, saved_inputs = entry.backward
+    saved = list(residuals) + [arrays[i] for i in saved_inputs]
 
     def vjp(cts, inputs, outputs, **_):
         if Mode.grad_enabled:
             raise GcompError("differentiating the gradient of a compiled function "
                              "(create_graph=True through gcomp.compile) is not supported yet")
-        run, want, _ = _backward_fn(entry)
         ct_arrays = [c._storage.data if c is not None else jax.numpy.zeros(o._type.shape,
                      _np_dtype(o._type.dtype)) for c, o in zip(cts, outputs)]
         grads = run(*saved, *ct_arrays)

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ShapeError
+from ..graph import Graph
 from ..types import DType, TensorType
 
 # attribute kinds: how the verifier checks them and how the parser reads them
 ATTR_KINDS = ("int", "ints", "int_pairs", "float", "bool", "dtype", "str", "shape", "literal",
-              "any")
+              "any", "regions")
 
 
 @dataclass
@@ -30,20 +31,29 @@ class OpDef:
     defaults: dict[str, Any] = field(default_factory=dict)
     differentiable: bool = True
     doc: str = ""
+    regions: tuple[str, ...] = ()  # names of the nested graphs it holds (Note [Regions])
 
 
 OPS: dict[str, OpDef] = {}
 
 
 def declare(name: str, family: str, arity: int | None, attrs: dict[str, str] | None = None,
-            defaults: dict[str, Any] | None = None, differentiable: bool = True):
-    """Decorator registering ``rule`` as the shape/dtype rule of primitive ``name``."""
+            defaults: dict[str, Any] | None = None, differentiable: bool = True,
+            regions: tuple[str, ...] = ()):
+    """Decorator registering ``rule`` as the shape/dtype rule of primitive ``name``.
+
+    An op holding nested graphs names them in ``regions``; they travel as its attribute
+    ``regions`` (a tuple of Graphs, see Note [Regions] in ir/graph.py), which the rule receives
+    like any other attribute."""
 
     def deco(rule):
         if name in OPS:
             raise RuntimeError(f"primitive {name} declared twice")
-        OPS[name] = OpDef(name, family, rule, arity, dict(attrs or {}), dict(defaults or {}),
-                          differentiable, (rule.__doc__ or "").strip())
+        kinds = dict(attrs or {})
+        if regions:
+            kinds["regions"] = "regions"
+        OPS[name] = OpDef(name, family, rule, arity, kinds, dict(defaults or {}),
+                          differentiable, (rule.__doc__ or "").strip(), tuple(regions))
         return rule
 
     return deco
@@ -65,6 +75,8 @@ def _check_attr(op: str, key: str, kind: str, value: Any) -> None:
         "str": lambda v: isinstance(v, str),
         "literal": lambda v: isinstance(v, (int, float, bool, list, tuple)),
         "any": lambda v: True,
+        "regions": lambda v: isinstance(v, tuple) and all(isinstance(g, Graph) for g in v)
+        and len(v) == len(OPS[op].regions),
     }[kind]
     if not ok(value):
         raise ShapeError(f"{op}: attribute {key}={value!r} is not a valid {kind}")

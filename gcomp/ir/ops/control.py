@@ -1,8 +1,11 @@
-"""``grad``: the request node that the autodiff pass expands into the backward graph."""
+"""``grad``, the request node that the autodiff pass expands into the backward graph, and the
+structured control flow ops ``cond`` and ``scan``, which hold regions (Note [Regions] in
+ir/graph.py)."""
 
 from __future__ import annotations
 
 from ..errors import ShapeError
+from ..types import TensorType, bool_
 from . import declare
 
 
@@ -21,3 +24,66 @@ def _grad(types, outputs):
         if not w.dtype.is_floating_point:
             raise ShapeError(f"grad: can only differentiate with respect to floats, got {w}")
     return list(wrt)
+
+
+def _signature(region):
+    return [v.type for v in region.inputs], [v.type for v in region.outputs]
+
+
+def _types(types) -> str:
+    return "(" + ", ".join(map(str, types)) + ")"
+
+
+@declare("cond", "control", None, regions=("then", "else"))
+def _cond(types, regions):
+    """cond(pred, *operands) -> then(*operands) if pred else else(*operands), as jax.lax.cond.
+
+    ``pred`` is a bool scalar; both regions take the operands' types and give the same types."""
+    if not types or types[0] != TensorType((), bool_):
+        got = types[0] if types else "nothing"
+        raise ShapeError(f"cond: the predicate must be bool[], got {got}")
+    operands = types[1:]
+    outs = []
+    for name, region in zip(("then", "else"), regions, strict=True):
+        ins, res = _signature(region)
+        if ins != operands:
+            raise ShapeError(f"cond: region {name} takes {_types(ins)}, the operands are "
+                             f"{_types(operands)}")
+        outs.append(res)
+    if outs[0] != outs[1]:
+        raise ShapeError(f"cond: region then gives {_types(outs[0])}, region else gives "
+                         f"{_types(outs[1])}; both branches must give the same types")
+    return outs[0]
+
+
+@declare("scan", "control", None,
+         {"length": "int", "reverse": "bool", "num_consts": "int", "num_carry": "int",
+          "unroll": "int"}, {"reverse": False, "unroll": 1}, regions=("body",))
+def _scan(types, regions, length, reverse, num_consts, num_carry, unroll):
+    """scan(*consts, *init, *xs) -> (*final carry, *stacked ys), as jax.lax.scan.
+
+    The body takes (*consts, *carry, *x) with each x one slice of xs along its first axis (which
+    has ``length`` entries) and gives (*carry, *y); the results are the last carry and each y
+    stacked along a new first axis, steps taken from the last to the first when ``reverse``."""
+    if length < 0 or num_consts < 0 or num_carry < 0 or unroll < 1:
+        raise ShapeError(f"scan: length, num_consts and num_carry must be >= 0 and unroll >= 1, "
+                         f"got {length}, {num_consts}, {num_carry}, {unroll}")
+    if num_consts + num_carry > len(types):
+        raise ShapeError(f"scan: {num_consts} consts and {num_carry} carries, but only "
+                         f"{len(types)} operands")
+    consts, carry = types[:num_consts], types[num_consts:num_consts + num_carry]
+    xs = types[num_consts + num_carry:]
+    for x in xs:
+        if x.ndim == 0 or x.shape[0] != length:
+            raise ShapeError(f"scan: each xs operand needs a first axis of length {length}, "
+                             f"got {x}")
+    ins, outs = _signature(regions[0])
+    want = consts + carry + [TensorType(x.shape[1:], x.dtype) for x in xs]
+    if ins != want:
+        raise ShapeError(f"scan: region body takes {_types(ins)}, the operands give "
+                         f"{_types(want)} (consts, carry, one slice of each xs)")
+    if outs[:num_carry] != carry:
+        raise ShapeError(f"scan: region body gives the carry {_types(outs[:num_carry])}, it "
+                         f"takes {_types(carry)}; the carry must keep its types")
+    ys = [TensorType((length,) + y.shape, y.dtype) for y in outs[num_carry:]]
+    return carry + ys

@@ -1,20 +1,18 @@
 """Recurrent cells and the time loop behind nn.RNN, nn.LSTM and nn.GRU, in gcomp ops.
 
-The input projection of a whole sequence is one matmul before the loop (`input_projection`);
-each step then costs one hidden-to-hidden matmul and a few elementwise ops. The per-step cells
-(`rnn_tanh_cell`, `rnn_relu_cell`, `lstm_cell`, `gru_cell`) share one signature,
-``cell(x_proj, h, c, weights) -> (h, c)`` (``c`` is None except for the LSTM), so a compiled
-recurrence can reuse them as a loop body; `lstm_update` and `gru_update` are their parts after
-the matmuls. Eagerly, each step runs as one compiled call (Note [Compiled steps in eager mode]).
+`run_layer` runs one layer in one direction: the input projection of the whole sequence is one
+matmul before the loop, then the time loop is one ``gcomp.scan`` whose body is the cell, so each
+step costs one hidden-to-hidden matmul and a few elementwise ops, and a compiled model holds one
+scan node whatever the sequence length (a 512-step LSTM compiles as fast as an 8-step one). The
+cells (`rnn_tanh_cell`, `rnn_relu_cell`, `lstm_cell`, `gru_cell`) share one signature,
+``cell(x_proj, h, c, weights) -> (h, c)`` (``c`` is None except for the LSTM); `lstm_update` and
+`gru_update` are their parts after the matmuls. Eagerly, a layer's direction is one compiled
+call and so is its backward (Note [Compiled layers in eager mode]).
 
-Layout: sequences are kept batch-major and flattened, ``(batch, steps * gates)``, so that the
-input projection of step t is one column slice and the outputs of all steps are one concatenate.
 torch.nn.functional has no recurrent functions, so this file exports nothing.
 """
 
 from __future__ import annotations
-
-import math
 
 import gcomp
 from gcomp.core import prims as P
@@ -109,74 +107,43 @@ def cell_weights(mode, w_hh, extra):
     return (w_hh,)
 
 
-def input_projection(x, w_ih, bias):
-    """x (batch, steps, features) -> x W_ih^T + bias as (batch, steps * gates), one matmul."""
-    b, t, f = x._type.shape
-    proj = mm_t(x.reshape(b * t, f), w_ih)
+def _layer(mode, reverse, x, h, c, w_ih, w_hh, b_ih, b_hh):
+    """One layer in one direction over x (batch, steps, features): the outputs (batch, steps,
+    hidden) in time order and the final h and c (None but for the LSTM)."""
+    batch, steps, features = x._type.shape
+    hidden = w_hh._type.shape[1]
+    bias, extra = fold_biases(mode, hidden, b_ih, b_hh)
+    weights = cell_weights(mode, w_hh, extra)
+    # time-major projection: one matmul over all steps, scanned along its first axis
+    seq = P.reshape(P.transpose(x, perm=(1, 0, 2)), shape=(steps * batch, features))
+    proj = mm_t(seq, w_ih)
     if bias is not None:
         proj = proj + bias
-    return proj.reshape(b, t * w_ih._type.shape[0])
-
-
-def _split_steps(x_proj, steps):
-    """The ``steps`` column blocks of x_proj, sliced out of blocks of about sqrt(steps) steps.
-
-    The gradient of a slice is its cotangent padded to the size of what it was sliced from; so
-    slicing each step out of the whole sequence would make the backward pass sum ``steps``
-    full-size pads, and two levels sum about 2 * sqrt(steps) (3x faster at 35 steps)."""
-    width = x_proj._type.shape[1] // steps
-    block = math.isqrt(steps - 1) + 1 if steps > 4 else steps
-    out = []
-    for start in range(0, steps, block):
-        n = min(block, steps - start)
-        chunk = x_proj if n == steps else cols(x_proj, start * width, (start + n) * width)
-        out += [cols(chunk, t * width, (t + 1) * width) for t in range(n)]
-    return out
-
-
-def _join_steps(*outs):
-    return P.concatenate(*outs, axis=1)
-
-
-def _step(mode):
-    """``mode``'s cell with flat tensor arguments (what a compiled call's fast path takes)."""
+    xs = P.reshape(proj, shape=(steps, batch, w_ih._type.shape[0]))
     cell = CELLS[mode]
     if mode == "LSTM":
-        return lambda x_proj, h, c, w_hh: cell(x_proj, h, c, (w_hh,))
-    if mode == "GRU":
-        return lambda x_proj, h, w_hh, b_hn: cell(x_proj, h, None, (w_hh, b_hn))[0]
-    return lambda x_proj, h, w_hh: cell(x_proj, h, None, (w_hh,))[0]
+        def body(state, x_t):
+            h, c = cell(x_t, state[0], state[1], weights)
+            return (h, c), h
 
-
-def _step_ahead(mode):
-    """One step given ``hw = h W_hh^T``, also returning the next step's ``h' W_hh^T``.
-
-    The same math as the cell, with the hidden matmul moved to the end of the previous step: a
-    compiled call's backward recomputes its forward, and a matmul whose result only leaves the
-    call is not recomputed (its gradient needs h' and W_hh, not the product)."""
-    if mode == "LSTM":
-        def step(x_proj, hw, c, w_hh):
-            h, c = lstm_update(x_proj + hw, c)
-            return h, c, mm_t(h, w_hh)
-    elif mode == "GRU":
-        def step(x_proj, hw, h, w_hh, b_hn):
-            h = gru_update(x_proj, hw, h, b_hn)
-            return h, mm_t(h, w_hh)
+        (h, c), ys = gcomp.scan(body, (h, c), xs, reverse=reverse)
     else:
-        act = "tanh" if mode == "RNN_TANH" else "relu"
+        def body(h, x_t):
+            h = cell(x_t, h, None, weights)[0]
+            return h, h
 
-        def step(x_proj, hw, w_hh):
-            h = getattr(x_proj + hw, act)()
-            return h, mm_t(h, w_hh)
-    return step
+        h, ys = gcomp.scan(body, h, xs, reverse=reverse)
+    return P.transpose(ys, perm=(1, 0, 2)), h, c
 
 
-# Note [Compiled steps in eager mode]
-# Run eagerly op by op, one LSTM step is ~16 ops forward and ~40 backward, at ~10 us each. Each
-# step (and the split of the input projection into steps, and the join of the outputs) is instead
-# one gcomp.compile'd call: one executable forward and one backward (compiled calls join eager
-# autograd). Inside an enclosing gcomp.compile trace these calls inline, so a compiled model sees
-# the plain ops. (A compiled call gives up double backward through the recurrence.)
+# Note [Compiled layers in eager mode]
+# Run eagerly op by op, one LSTM step is ~16 ops forward and ~40 backward, at ~10 us each; an
+# eager scan (one jitted loop) still traces its body on every call. So eagerly each layer's
+# direction is one gcomp.compile'd call (projection and scan): one executable forward and, since
+# compiled calls join eager autograd, one executable backward, the scan's VJP: a reverse scan
+# (Note [Differentiating scan] in autodiff/control.py). Inside an enclosing gcomp.compile trace
+# the call inlines, so a compiled model holds the scan itself. (A compiled call gives up double
+# backward through the recurrence: create_graph=True through it raises a GcompError.)
 _COMPILED: dict = {}
 
 
@@ -195,6 +162,32 @@ def _plain(weights):
                  P.reshape(w, shape=w._type.shape) for w in weights)
 
 
+def _layer_fn(mode, reverse):
+    def layer(x, h, c, w_ih, w_hh, b_ih, b_hh):
+        return _layer(mode, reverse, x, h, c, w_ih, w_hh, b_ih, b_hh)
+
+    return layer
+
+
+def run_layer(mode, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse=False):
+    """``mode``'s recurrence over x (batch, steps, features) from states h and c (c is None but
+    for the LSTM): the outputs (batch, steps, hidden) and the final h and c."""
+    if tracing():
+        return _layer(mode, reverse, x, h, c, w_ih, w_hh, b_ih, b_hh)
+    key = f"{mode}_{'reverse' if reverse else 'forward'}"
+    return _compiled(key, _layer_fn(mode, reverse))(x, h, c, *_plain((w_ih, w_hh, b_ih, b_hh)))
+
+
+def _step(mode):
+    """``mode``'s cell with flat tensor arguments (what a compiled call's fast path takes)."""
+    cell = CELLS[mode]
+    if mode == "LSTM":
+        return lambda x_proj, h, c, w_hh: cell(x_proj, h, c, (w_hh,))
+    if mode == "GRU":
+        return lambda x_proj, h, w_hh, b_hn: cell(x_proj, h, None, (w_hh, b_hn))[0]
+    return lambda x_proj, h, w_hh: cell(x_proj, h, None, (w_hh,))[0]
+
+
 def stepper(mode, weights):
     """One step of ``mode``'s cell as a compiled call: (x_proj, h, c) -> (h, c)."""
     step = _compiled(mode, _step(mode))
@@ -202,33 +195,3 @@ def stepper(mode, weights):
     if mode == "LSTM":
         return lambda x_proj, h, c: step(x_proj, h, c, weights[0])
     return lambda x_proj, h, c: (step(x_proj, h, *weights), None)
-
-
-def run_direction(mode, x_proj, steps, h, c, weights, reverse=False):
-    """Run ``mode``'s cell over the ``steps`` steps of ``x_proj`` (batch, steps * gates).
-
-    Returns the outputs (batch, steps * hidden) in time order, and the final h and c."""
-    weights = _plain(weights)
-    w_hh = weights[0]
-    step = _compiled(mode + "_ahead", _step_ahead(mode))
-    # Every step after the first gets states that require grad; give the first step such states
-    # too (fresh leaves: the caller's states need no gradient), so one executable serves all.
-    if gcomp.is_grad_enabled() and not tracing() and (x_proj.requires_grad or any(
-            w is not None and w.requires_grad for w in weights)):
-        h = h if h.requires_grad else h.detach().requires_grad_()
-        c = c if c is None or c.requires_grad else c.detach().requires_grad_()
-    xs = _compiled("split", _split_steps)(x_proj, steps) if steps > 1 else [x_proj]
-    hw = mm_t(h, w_hh)
-    outs = []
-    for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
-        if mode == "LSTM":
-            h, c, hw = step(xs[t], hw, c, w_hh)
-        elif mode == "GRU":
-            h, hw = step(xs[t], hw, h, w_hh, weights[1])
-        else:
-            h, hw = step(xs[t], hw, w_hh)
-        outs.append(h)
-    if reverse:
-        outs.reverse()
-    out = outs[0] if steps == 1 else _compiled("join", _join_steps)(*outs)
-    return out, h, c

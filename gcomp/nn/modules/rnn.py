@@ -155,17 +155,14 @@ class RNNBase(Module):
             for direction in range(directions):
                 k = layer * directions + direction
                 w_ih, w_hh, b_ih, b_hh = self._layer_weights(layer, direction)
-                bias, extra = R.fold_biases(mode, hidden, b_ih, b_hh)
                 if h0s is None or (mode == "LSTM" and c0s is None):
                     if zeros is None:
                         zeros = gcomp.zeros(batch, hidden, dtype=x.dtype)
                 h = h0s[k] if h0s is not None else zeros
                 c = (c0s[k] if c0s is not None else zeros) if mode == "LSTM" else None
-                x_proj = R.input_projection(x, w_ih, bias)
-                out, h, c = R.run_direction(mode, x_proj, steps, h, c,
-                                            R.cell_weights(mode, w_hh, extra),
-                                            reverse=direction == 1)
-                outs.append(out.reshape(batch, steps, hidden))
+                out, h, c = R.run_layer(mode, x, h, c, w_ih, w_hh, b_ih, b_hh,
+                                        reverse=direction == 1)
+                outs.append(out)
                 hs.append(h)
                 cs.append(c)
             x = outs[0] if directions == 1 else gcomp.cat(outs, 2)

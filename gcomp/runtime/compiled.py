@@ -137,7 +137,7 @@ class CompiledFunction:
     def __init__(self, fn, *, passes="default", name=None, cache_limit=None, state_names=None):
         functools.update_wrapper(self, fn, updated=())
         self.fn = fn
-        self.state_names = state_names  # () -> {id(tensor or module): name}, else from closures
+        self._state_names = state_names  # () -> {id(tensor or module): name}, else closures
         self.passes = passes
         self.name = name or getattr(fn, "__name__", "fn")
         self.cache_limit = cache_limit or int(os.environ.get("GCOMP_CACHE_LIMIT", 8))
@@ -232,7 +232,7 @@ class CompiledFunction:
         from ..frontend.tracing import trace
 
         t0 = time.perf_counter()
-        tr = trace(self.fn, args, kwargs, name=self.name, state_names=self.state_names)
+        tr = trace(self.fn, args, kwargs, name=self.name, state_names=self._state_names)
         traced_ms = (time.perf_counter() - t0) * 1e3
         stages = [Stage("traced", traced_ms, str(tr.graph), len(tr.graph.nodes))]
         graph = run_passes(tr.graph.copy(), self.passes, stages=stages)

@@ -25,6 +25,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/dispatch.py
+	$(PY) benchmarks/eager_train.py
+	$(PY) benchmarks/train_step.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -61,7 +61,7 @@ def main(argv=None):
         print(f"{i:>5} {eager[i]:>12.6f} {compiled[i]:>14.6f}")
     print(f"eager:    w = {w_e.item():.4f}, b = {b_e.item():.4f}")
     print(f"compiled: w = {w_c.item():.4f}, b = {b_c.item():.4f}   (true: w = 3, b = 1)")
-    worst = max(abs(a - c) for a, c in zip(eager, compiled))
+    worst = max(abs(a - c) for a, c in zip(eager, compiled, strict=True))
     print(f"largest difference between the loss curves: {worst:.2e}")
     print(f"cache: {step.cache_info()}")
     print("\nThe compiled step's IR (after the autodiff and dce passes):\n")

@@ -84,6 +84,8 @@ class Entry:
     backward: object = None  # (jitted backward, residual count, saved input indices)
     compile_ms: float = 0.0
     n_res: int = 0  # residual outputs after the user's outputs (Note [What the forward saves])
+    spent: object = None  # the tape node of a step that ran backward inside (see _tape_call)
+    wanted: list | None = None  # graph inputs whose gradients the tape node gives
 
     def __post_init__(self):
         self.n_out = len(self.graph.outputs)
@@ -569,30 +571,37 @@ def _split(entry, passes):
 def _tape_call(entry, args, kwargs, arrays, residuals, tensors):
     from ..core import autograd as core_ag
 
-    wanted = _diff_inputs(entry)
+    if entry.wanted is None:
+        entry.wanted = _diff_inputs(entry)
+    wanted = entry.wanted
     if not wanted:
         return
     n_args = len(entry.arg_leaves)
-    srcs = []
-    for i in wanted:
-        if i < n_args:
-            srcs.append(_at(args, kwargs, entry.arg_leaves[i]))
-        else:
-            srcs.append(entry.trace.captured[i - n_args][1])
     if entry.trace.backward_called:
         # A training step: its graph was backpropagated inside the call, so (as in torch) its
         # outputs keep a grad_fn but a second backward is an error. Nothing is saved for it:
-        # holding the returned loss must not keep the old parameters alive.
-        def spent(cts, inputs, outputs, **_):
-            raise GcompError(f"backward through the result of {entry.graph.name}, whose graph "
-                             "was already backpropagated inside the compiled call; detach the "
-                             "result, or return the loss without calling backward() inside")
+        # holding the returned loss must not keep the old parameters alive. The node only
+        # raises, so one per executable serves every call.
+        node = entry.spent
+        if node is None:
+            def spent(cts, inputs, outputs, **_):
+                raise GcompError(f"backward through the result of {entry.graph.name}, whose "
+                                 "graph was already backpropagated inside the compiled call; "
+                                 "detach the result, or return the loss without calling "
+                                 "backward() inside")
 
-        node = core_ag.TapeNode(f"compiled:{entry.graph.name}", {},
-                                [s._snapshot(data=_NO_DATA) for s in srcs], None,
-                                [s._edge() for s in srcs], None, custom=spent)
-        _attach(node, [tensors[i] for i in entry.diff_outputs])
+            state = [entry.trace.captured[i - n_args][1] for i in wanted if i >= n_args]
+            node = entry.spent = core_ag.TapeNode(
+                f"compiled:{entry.graph.name}", {}, [s._snapshot(data=_NO_DATA) for s in state],
+                None, [s._edge() for s in state], None, custom=spent)
+            node.output_keys = [(node, k) for k in range(len(entry.diff_outputs))]
+            node.outputs = [tensors[i]._snapshot(data=_NO_DATA) for i in entry.diff_outputs]
+        for k, i in enumerate(entry.diff_outputs):
+            t = tensors[i]
+            t.requires_grad, t._grad_fn, t._out_index = True, node, k
         return
+    srcs = [_at(args, kwargs, entry.arg_leaves[i]) if i < n_args
+            else entry.trace.captured[i - n_args][1] for i in wanted]
     run, _, saved_inputs = entry.backward
     saved = list(residuals) + [arrays[i] for i in saved_inputs]
 

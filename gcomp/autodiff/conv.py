@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..core import prims as P
+from ..core.autograd import needs_input_grad
 from ..ir.errors import GcompError
 from . import defvjp
 
@@ -44,14 +45,10 @@ def _convolution(cts, inputs, outputs, stride, padding, lhs_dilation, rhs_dilati
     nsp = len(xs) - 2
     sp = tuple(range(2, 2 + nsp))
     o, i = ws[0], ws[1]
-    # d/dx: a transposed convolution with the flipped kernel, channels swapped within groups.
-    wt = P.reshape(w, shape=(groups, o // groups, i, *ws[2:]))
-    wt = P.transpose(wt, perm=(0, 2, 1, *range(3, 3 + nsp)))
-    wt = P.reshape(wt, shape=(groups * i, o // groups, *ws[2:]))
-    wt = P.rev(wt, dims=sp)
-    pad_x = _lhs_padding(xs[2:], ws[2:], stride, gs[2:], padding, lhs_dilation, rhs_dilation)
-    gx = P.convolution(g, wt, stride=tuple(lhs_dilation), padding=pad_x, lhs_dilation=tuple(stride),
-                       rhs_dilation=tuple(rhs_dilation), groups=groups)
+    gx = _input_grad(g, w, xs, ws, gs, nsp, sp, o, i, stride, padding, lhs_dilation,
+                     rhs_dilation, groups) if needs_input_grad(0) else None
+    if not needs_input_grad(1):
+        return [gx, None]
     # d/dw: correlate the input with the cotangent, batch as features, groups as batch groups.
     pad_w = _rhs_padding(xs[2:], ws[2:], stride, gs[2:], padding, lhs_dilation, rhs_dilation)
     gw = P.convolution(_swap01(x), _swap01(g), stride=tuple(rhs_dilation), padding=pad_w,
@@ -60,7 +57,20 @@ def _convolution(cts, inputs, outputs, stride, padding, lhs_dilation, rhs_dilati
     gw = _swap01(gw)
     if gw._type.shape != ws:  # strides that skip trailing input rows leave extra taps: crop
         gw = P.slice(gw, start=(0,) * len(ws), limit=ws, stride=(1,) * len(ws))
+    return [gx, gw]
+
+
+def _input_grad(g, w, xs, ws, gs, nsp, sp, o, i, stride, padding, lhs_dilation, rhs_dilation,
+                groups):
+    # d/dx: a transposed convolution with the flipped kernel, channels swapped within groups.
+    wt = P.reshape(w, shape=(groups, o // groups, i, *ws[2:]))
+    wt = P.transpose(wt, perm=(0, 2, 1, *range(3, 3 + nsp)))
+    wt = P.reshape(wt, shape=(groups * i, o // groups, *ws[2:]))
+    wt = P.rev(wt, dims=sp)
+    pad_x = _lhs_padding(xs[2:], ws[2:], stride, gs[2:], padding, lhs_dilation, rhs_dilation)
+    gx = P.convolution(g, wt, stride=tuple(lhs_dilation), padding=pad_x, lhs_dilation=tuple(stride),
+                       rhs_dilation=tuple(rhs_dilation), groups=groups)
     if gx._type.shape != xs:
         gx = P.pad(gx, low=(0,) * len(xs), high=tuple(a - b for a, b in zip(xs, gx._type.shape)),
                    interior=(0,) * len(xs))
-    return [gx, gw]
+    return gx

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import prims as P
+from ..core.autograd import needs_input_grad
 from . import defvjp
 
 
@@ -38,6 +39,6 @@ def _dot_general(cts, inputs, outputs, contract, batch):
     (g,), (x, y) = cts, inputs
     xc, yc = [a for a, _ in contract], [b for _, b in contract]
     xb, yb = [a for a, _ in batch], [b for _, b in batch]
-    gx = _transpose_lhs(g, x, y, xc, yc, xb, yb)
-    gy = _transpose_lhs(g, y, x, yc, xc, yb, xb, swap_ans=True)
+    gx = _transpose_lhs(g, x, y, xc, yc, xb, yb) if needs_input_grad(0) else None
+    gy = _transpose_lhs(g, y, x, yc, xc, yb, xb, swap_ans=True) if needs_input_grad(1) else None
     return [gx, gy]

@@ -65,6 +65,17 @@ def _producer(key):
     return key[0] if isinstance(key, tuple) else None
 
 
+_NEEDS: list = [None]  # the input_keys mask of the node whose VJP is running
+
+
+def needs_input_grad(i: int) -> bool:
+    """Whether the VJP rule now running must give its input ``i``'s cotangent (torch's
+    ``ctx.needs_input_grad``). Rules of expensive ops (matmul, convolution) skip the others:
+    the weight gradient of a first layer needs no input gradient."""
+    needs = _NEEDS[0]
+    return needs is None or needs[i] is not None
+
+
 def backprop(seeds, targets=None, producer=_producer, accumulate=None, retain=()):
     """Reverse-mode accumulation from ``seeds`` ({key: cotangent}) back through the nodes.
 
@@ -118,7 +129,11 @@ def backprop(seeds, targets=None, producer=_producer, accumulate=None, retain=()
         if all(c is None for c in out_cts):
             continue
         rule = getattr(node, "custom", None) or vjp_rule(node.op)
-        in_cts = rule(out_cts, node.inputs, node.outputs, **node.attrs)
+        _NEEDS[0] = node.input_keys
+        try:
+            in_cts = rule(out_cts, node.inputs, node.outputs, **node.attrs)
+        finally:
+            _NEEDS[0] = None
         for k, ct, x in zip(node.input_keys, in_cts, node.inputs):
             if k is None or ct is None:
                 continue

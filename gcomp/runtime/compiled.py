@@ -245,8 +245,9 @@ class CompiledFunction:
             t1 = time.perf_counter()
             part = _split(entry, self.passes)
             ms = (time.perf_counter() - t1) * 1e3
-            stages.append(Stage("forward", ms, str(part.forward), len(part.forward.nodes)))
-            stages.append(Stage("backward", 0.0, str(part.backward), len(part.backward.nodes)))
+            # the backward executable, then the forward one (what runs, so the last stage is ir())
+            stages.append(Stage("backward", ms, str(part.backward), len(part.backward.nodes)))
+            stages.append(Stage("forward", 0.0, str(part.forward), len(part.forward.nodes)))
             donate = tuple(i for i in donate if i not in part.saved_inputs)
             entry.run = _Executable(to_function(part.forward), donate)
             entry.n_res = part.n_residuals
@@ -303,8 +304,10 @@ class CompiledFunction:
 
     # -- inspection ---------------------------------------------------------------------------
     def ir(self, *args, **kwargs) -> str:
-        """The final IR text for these arguments (compiling if needed)."""
-        return str(self._entry(args, kwargs).graph)
+        """The IR text of the executable that runs for these arguments (compiling if needed):
+        the last stage. For a call that joins eager autograd, that is the forward half of its
+        partition, whose extra outputs are what it saves for the backward (the stage before)."""
+        return self._entry(args, kwargs).stages[-1].graph
 
     def stages(self, *args, **kwargs) -> list[Stage]:
         """Each stage's name, time and graph, from the traced graph to the final one."""

@@ -58,8 +58,11 @@ class LSTM(nn.Module):
 class Encoder(nn.Module):
     def __init__(self):
         super().__init__()
+        # bias=False: an attention key bias has an exactly zero gradient (softmax ignores a
+        # constant added to a row of scores), so adaptive optimizers turn its rounding noise
+        # into full-size steps that differ in every correct implementation
         layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.1,
-                                           batch_first=True)
+                                           batch_first=True, bias=False)
         self.enc = nn.TransformerEncoder(layer, 2)
         self.head = nn.Linear(8, 3)
 
@@ -77,7 +80,9 @@ OPTIMIZERS = {
     "sgd": lambda p: gcomp.optim.SGD(p, lr=0.05, momentum=0.9),
     "adam": lambda p: gcomp.optim.Adam(p, lr=1e-2),
     "adamw": lambda p: gcomp.optim.AdamW(p, lr=1e-2, weight_decay=0.1),
-    "rmsprop": lambda p: gcomp.optim.RMSprop(p, lr=1e-2, momentum=0.5),
+    # RMSprop's first updates are about 10 lr sign(g) (its average starts at zero), so a larger lr
+    # makes the run chaotic: float rounding of near-zero gradients flips whole steps
+    "rmsprop": lambda p: gcomp.optim.RMSprop(p, lr=1e-3, momentum=0.5),
 }
 
 
@@ -118,27 +123,14 @@ def _snapshot(model, opt):
     return out
 
 
-def _assert_close(a: dict, b: dict, rtol=1e-5, skip=()):
+def _assert_close(a: dict, b: dict, rtol=1e-5):
     """Equal to ``rtol`` relative to each array's scale (an element near zero in an array of
     O(1) values is compared at the array's scale, not its own)."""
     assert a.keys() == b.keys()
     for k in a:
-        if k in skip:
-            continue
         scale = max(float(np.abs(a[k]).max(initial=0.0)), 1e-3)
         tol = rtol * 10 if k.startswith("grad.") else rtol  # the last step's raw gradients
         np.testing.assert_allclose(b[k], a[k], rtol=tol, atol=tol * scale, err_msg=k)
-
-
-def _key_bias_entries(model_name, state):
-    """The attention key bias has an exactly zero gradient (softmax is invariant to adding the
-    same number to a row of scores), so an adaptive optimizer's updates of it are normalized
-    rounding noise, different in every correct implementation. Those entries are checked to have
-    a negligible gradient instead of compared."""
-    if model_name != "transformer":
-        return set()
-    keys = {k for k in state if "in_proj_bias" in k}
-    return keys
 
 
 FAST = {("mlp", o) for o in OPTIMIZERS} | {("cnn", "adam"), ("lstm", "sgd"),
@@ -161,18 +153,7 @@ def test_twenty_compiled_steps_equal_twenty_eager_steps(model_name, opt_name):
             assert run.cache_info().misses == 1
     (eager_losses, eager_state), (comp_losses, comp_state) = results
     np.testing.assert_allclose(comp_losses, eager_losses, rtol=1e-5, atol=1e-6)
-    skip = _key_bias_entries(model_name, eager_state) if opt_name != "sgd" else set()
-    _assert_close(eager_state, comp_state, skip=skip)
-    for k in skip:  # all but the key third of in_proj_bias (and its optimizer state) still match
-        a, b = eager_state[k], comp_state[k]
-        if a.ndim == 0:  # a step count
-            assert a == b
-            continue
-        d = a.shape[0] // 3
-        if k.startswith("grad."):
-            assert np.abs(a[d:2 * d]).max() < 1e-6 and np.abs(b[d:2 * d]).max() < 1e-6
-        rest = np.r_[0:d, 2 * d:3 * d]
-        np.testing.assert_allclose(b[rest], a[rest], rtol=1e-5, atol=1e-5 * np.abs(a).max())
+    _assert_close(eager_state, comp_state)
 
 
 def test_one_executable_across_epochs_with_a_step_lr_schedule(caplog):

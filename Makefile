@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint bench clean
+.PHONY: run test test-all setup lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,12 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(PY) examples/linear_regression.py
 
+# The default run skips cases marked slow (longer configurations of features the fast cases cover
+# too); `make test-all` runs everything.
 test: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"
+
+test-all: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 lint: $(STAMP)

@@ -195,6 +195,58 @@ def conv_attrs(stride, padding, lhs_dilation=None, rhs_dilation=None, **kw):
             "rhs_dilation": rhs_dilation or (1,) * n, **kw}
 
 
+# -- control flow: regions built with the IR builder (Note [Regions] in gcomp/ir/graph.py) --------
+def region(name, in_shapes, body):
+    """A float64 region: ``body(graph, *inputs)`` adds nodes and returns the outputs."""
+    from gcomp.ir import Graph, float64
+
+    g = Graph(name)
+    ins = [g.add_input(TensorType(s, float64), f"a{i}") for i, s in enumerate(in_shapes)]
+    g.outputs = list(body(g, *ins))
+    return g
+
+
+def _op(g, op, *args, **attrs):
+    return g.add_node(op, list(args), attrs).outputs[0]
+
+
+# scan body (w, h, x) -> tanh(h @ w + x), the Elman recurrence
+RNN_BODY = region("body", [(3, 3), (2, 3), (2, 3)], lambda g, w, h, x: [
+    _op(g, "tanh", _op(g, "add", _op(g, "dot_general", h, w, contract=[[1, 0]]), x))])
+# scan body (w, x) -> sin(x @ w) * x: ys only
+YS_BODY = region("body", [(3, 3), (2, 3)], lambda g, w, x: [
+    _op(g, "mul", _op(g, "sin", _op(g, "dot_general", x, w, contract=[[1, 0]])), x)])
+# cond branches (x, w) -> sin(x @ w) | x * x
+THEN = region("then", [(2, 3), (3, 3)], lambda g, x, w: [
+    _op(g, "sin", _op(g, "dot_general", x, w, contract=[[1, 0]]))])
+ELSE = region("else", [(2, 3), (3, 3)], lambda g, x, w: [_op(g, "mul", x, x)])
+
+
+def numpy_rnn(w, h, xs, reverse=False):
+    for x in (xs[::-1] if reverse else xs):
+        h = np.tanh(h @ w + x)
+    return h
+
+
+def torch_rnn(w, h, xs, reverse=False):
+    for t in (range(xs.shape[0] - 1, -1, -1) if reverse else range(xs.shape[0])):
+        h = torch.tanh(h @ w + xs[t])
+    return h
+
+
+SCAN = {"regions": (RNN_BODY,), "length": 4, "num_consts": 1, "num_carry": 1}
+SCAN_YS = {"regions": (YS_BODY,), "length": 4, "num_consts": 1, "num_carry": 0}
+COND = {"regions": (THEN, ELSE)}
+
+
+def numpy_cond(p, x, w):
+    return np.sin(x @ w) if p else x * x
+
+
+def torch_cond(p, x, w):
+    return torch.sin(x @ w) if p else x * x
+
+
 ROWS: list[Row] = [
     # -- elementwise, unary --------------------------------------------------------------------
     R("exp", uniform(), torch_fn=torch.exp),
@@ -407,6 +459,18 @@ ROWS: list[Row] = [
       torch_fn=torch_max_pool_grad),
     R("select_and_scatter_add", uniform((2, 3, 4, 4)), small_floats((2, 3, 7, 8)),
       id="select_and_scatter_add_ties", attrs=POOL2D, torch_fn=torch_max_pool_grad, fd=False),
+    # -- control flow: scan is differentiated by a reverse scan, cond by a cond --------------------
+    R("scan", uniform((3, 3), -0.7, 0.7), uniform((2, 3)), uniform((4, 2, 3)), attrs=SCAN,
+      ref=numpy_rnn, torch_fn=torch_rnn),
+    R("scan", uniform((3, 3), -0.7, 0.7), uniform((2, 3)), uniform((4, 2, 3)), id="scan_reverse",
+      attrs={**SCAN, "reverse": True}, ref=lambda w, h, xs: numpy_rnn(w, h, xs, True),
+      torch_fn=lambda w, h, xs: torch_rnn(w, h, xs, True)),
+    R("scan", uniform((3, 3)), uniform((4, 2, 3)), id="scan_ys", attrs=SCAN_YS,
+      ref=lambda w, xs: np.sin(xs @ w) * xs, torch_fn=lambda w, xs: torch.sin(xs @ w) * xs),
+    R("cond", const(True), uniform((2, 3)), uniform((3, 3)), id="cond_true", attrs=COND,
+      ref=numpy_cond, torch_fn=torch_cond),
+    R("cond", const(False), uniform((2, 3)), uniform((3, 3)), id="cond_false", attrs=COND,
+      ref=numpy_cond, torch_fn=torch_cond),
 ]
 
 TABLE_OPS = frozenset(r.op for r in ROWS)  # what test_op_coverage.py holds against the op table

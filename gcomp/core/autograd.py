@@ -129,11 +129,11 @@ def backprop(seeds, targets=None, producer=_producer, accumulate=None, retain=()
         if all(c is None for c in out_cts):
             continue
         rule = getattr(node, "custom", None) or vjp_rule(node.op)
-        _NEEDS[0] = node.input_keys
+        outer, _NEEDS[0] = _NEEDS[0], node.input_keys  # a rule may run a nested backprop
         try:
             in_cts = rule(out_cts, node.inputs, node.outputs, **node.attrs)
         finally:
-            _NEEDS[0] = None
+            _NEEDS[0] = outer
         for k, ct, x in zip(node.input_keys, in_cts, node.inputs):
             if k is None or ct is None:
                 continue

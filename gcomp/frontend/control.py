@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 
+from ..core.autograd import expand_grads
 from ..core.dispatch import EagerInterpreter, Mode, TraceInterpreter, bind_many, user_error
 from ..core.tensor import Storage
 from ..ir.errors import GcompError
@@ -138,13 +139,16 @@ def _trace_region(name: str, fn, args: list, hints: list[str], what: str):
 
 
 def _close(tracer: RegionTracer, outputs: list[Tensor]) -> Graph:
-    """Give the region its outputs (lifting outside tensors returned as they are)."""
+    """Give the region its outputs (lifting outside tensors returned as they are). Eagerly,
+    gradients requested inside it are expanded now (in a trace the autodiff pass does it)."""
     g = tracer.graph
     Mode.stack.append(tracer)
     try:
         g.outputs = [tracer.value_of(t) for t in outputs]
     finally:
         Mode.stack.pop()
+    if isinstance(tracer.enclosing, EagerInterpreter) and g.contains("grad"):
+        expand_grads(g)
     return g
 
 
@@ -267,6 +271,6 @@ def cond(pred, true_fn, false_fn, *operands):
         extra = [v if v is not None else Value(t._type, name=f"unused_{i}")
                  for i, (v, t) in enumerate(zip(extra, outer))]
         _reorder(g, arg_values + extra)
-        regions.append(_intern(g))
+        regions.append(g)
     outs = bind_many("cond", p, *leaves, *outer, regions=tuple(regions))
     return _unflatten(t_spec, outs)

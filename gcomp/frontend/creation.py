@@ -70,7 +70,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
     # (a torch tensor's .numpy(), say) can change afterwards.
     arr = np.array(arr, dtype=to_jax_dtype(dt), copy=True)
     if isinstance(Mode.stack[-1], TraceInterpreter):
-        out = bind("constant", value=arr.tolist(), dtype=dt)
+        out = bind("constant", value=arr.tolist(), dtype=dt) if arr.size else \
+            bind("full", shape=arr.shape, value=0, dtype=dt)  # [] has no shape [0, 2, 3]
     else:
         out = new_tensor(_put(arr, device), T.TensorType(arr.shape, dt))
     if requires_grad:

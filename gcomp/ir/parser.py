@@ -23,7 +23,8 @@ def _lark() -> lark.Lark:
 
 _TOKEN_WORDS = {
     "VALUE": "a value like %0", "NAME": "a name", "INT": "an integer", "FLOAT": "a number",
-    "STRING": "a string", "LOC": "a # comment", "STATE": "'state'", "LPAR": "'('", "RPAR": "')'",
+    "REGION": "a region like 'body('", "STRING": "a string", "LOC": "a # comment",
+    "STATE": "'state'", "LPAR": "'('", "RPAR": "')'",
     "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "EQUAL": "'='",
     "COLON": "':'", "AT": "'@'", "RETURN": "'return'", "UPDATE": "'update'", "GRAPH": "'graph'",
     "__ANON_0": "'<-'", "$END": "end of text", "<END-OF-FILE>": "end of text",

@@ -1,12 +1,12 @@
 """Recurrent cells and the time loop behind nn.RNN, nn.LSTM and nn.GRU, in gcomp ops.
 
-`run_layer` runs one layer in one direction: the input projection of the whole sequence is one
-matmul before the loop, then the time loop is one ``gcomp.scan`` whose body is the cell, so each
-step costs one hidden-to-hidden matmul and a few elementwise ops, and a compiled model holds one
-scan node whatever the sequence length (a 512-step LSTM compiles as fast as an 8-step one). The
+`run_layers` runs every layer and direction. In each, the input projection of the whole sequence
+is one matmul before the loop, then the time loop is one ``gcomp.scan`` whose body is the cell:
+each step costs one hidden-to-hidden matmul and a few elementwise ops, and a compiled model holds
+one scan node whatever the sequence length (512 steps compile as fast as 8). The
 cells (`rnn_tanh_cell`, `rnn_relu_cell`, `lstm_cell`, `gru_cell`) share one signature,
 ``cell(x_proj, h, c, weights) -> (h, c)`` (``c`` is None except for the LSTM); `lstm_update` and
-`gru_update` are their parts after the matmuls. Eagerly, a layer's direction is one compiled
+`gru_update` are their parts after the matmuls. Eagerly, the whole recurrence is one compiled
 call and so is its backward (Note [Compiled layers in eager mode]).
 
 torch.nn.functional has no recurrent functions, so this file exports nothing.
@@ -138,19 +138,22 @@ def _layer(mode, reverse, x, h, c, w_ih, w_hh, b_ih, b_hh):
 
 # Note [Compiled layers in eager mode]
 # Run eagerly op by op, one LSTM step is ~16 ops forward and ~40 backward, at ~10 us each; an
-# eager scan (one jitted loop) still traces its body on every call. So eagerly each layer's
-# direction is one gcomp.compile'd call (projection and scan): one executable forward and, since
-# compiled calls join eager autograd, one executable backward, the scan's VJP: a reverse scan
-# (Note [Differentiating scan] in autodiff/control.py). Inside an enclosing gcomp.compile trace
-# the call inlines, so a compiled model holds the scan itself. (A compiled call gives up double
-# backward through the recurrence: create_graph=True through it raises a GcompError.)
+# eager gcomp.scan (one jitted loop) still traces its body on every call. So eagerly the whole
+# recurrence, every layer and direction with their projections, is one gcomp.compile'd call: one
+# executable forward and, since compiled calls join eager autograd, one executable backward
+# holding the scans' VJPs, reverse scans (Note [Differentiating scan] in autodiff/control.py).
+# One executable per module configuration and shape also keeps XLA compile time down (a while
+# loop costs about as much to compile as a whole small graph). Inside an enclosing gcomp.compile
+# trace the call inlines, so a compiled model holds the scans themselves. (A compiled call gives
+# up double backward through the recurrence: create_graph=True through it raises a GcompError.)
 _COMPILED: dict = {}
 
 
 def _compiled(key, fn):
     c = _COMPILED.get(key)
     if c is None:
-        c = _COMPILED[key] = gcomp.compile(fn, name=f"rnn_{key}", cache_limit=256)
+        name = "_".join(str(k) for k in key) if isinstance(key, tuple) else key
+        c = _COMPILED[key] = gcomp.compile(fn, name=f"rnn_{name}", cache_limit=256)
     return c
 
 
@@ -162,20 +165,49 @@ def _plain(weights):
                  P.reshape(w, shape=w._type.shape) for w in weights)
 
 
-def _layer_fn(mode, reverse):
-    def layer(x, h, c, w_ih, w_hh, b_ih, b_hh):
-        return _layer(mode, reverse, x, h, c, w_ih, w_hh, b_ih, b_hh)
+def _layers(mode, layers, directions, dropout, x, h0, c0, *weights):
+    """Every layer and direction over x (batch, steps, features), from h0 and c0 (layers *
+    directions, batch, hidden), zeros when None: the last layer's outputs (batch, steps,
+    directions * hidden) and the final h and c of each layer and direction (c: None but for the
+    LSTM). ``weights`` holds (w_ih, w_hh, b_ih, b_hh) per layer and direction (biases None
+    without them); ``dropout`` applies between layers."""
+    from gcomp.nn import functional as F
 
-    return layer
+    batch = x._type.shape[0]
+    hidden = weights[1]._type.shape[1]
+    zeros = None
+    if h0 is None or (mode == "LSTM" and c0 is None):
+        zeros = gcomp.zeros(batch, hidden, dtype=x.dtype)
+    hs, cs = [], []
+    for layer in range(layers):
+        outs = []
+        for direction in range(directions):
+            k = layer * directions + direction
+            h = h0[k] if h0 is not None else zeros
+            c = (c0[k] if c0 is not None else zeros) if mode == "LSTM" else None
+            out, h, c = _layer(mode, direction == 1, x, h, c, *weights[4 * k:4 * k + 4])
+            outs.append(out)
+            hs.append(h)
+            cs.append(c)
+        x = outs[0] if directions == 1 else gcomp.cat(outs, 2)
+        if dropout and layer < layers - 1:
+            x = F.dropout(x, dropout, True)
+    return x, hs, cs
 
 
-def run_layer(mode, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse=False):
-    """``mode``'s recurrence over x (batch, steps, features) from states h and c (c is None but
-    for the LSTM): the outputs (batch, steps, hidden) and the final h and c."""
+def run_layers(mode, x, h0, c0, weights, layers, directions, dropout=0.0):
+    """The recurrence of nn.RNN, nn.LSTM and nn.GRU (see `_layers`); eagerly one compiled call
+    (Note [Compiled layers in eager mode])."""
     if tracing():
-        return _layer(mode, reverse, x, h, c, w_ih, w_hh, b_ih, b_hh)
-    key = f"{mode}_{'reverse' if reverse else 'forward'}"
-    return _compiled(key, _layer_fn(mode, reverse))(x, h, c, *_plain((w_ih, w_hh, b_ih, b_hh)))
+        return _layers(mode, layers, directions, dropout, x, h0, c0, *weights)
+    key = (mode, layers, directions, dropout)
+    fn = _COMPILED.get(key)
+    if fn is None:
+        def run(x, h0, c0, *weights):
+            return _layers(mode, layers, directions, dropout, x, h0, c0, *weights)
+
+        fn = _compiled(key, run)
+    return fn(x, h0, c0, *_plain(weights))
 
 
 def _step(mode):

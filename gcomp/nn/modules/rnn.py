@@ -141,34 +141,11 @@ class RNNBase(Module):
     def _run(self, x, steps, h0, c0):
         """All layers over x (batch, steps, features): the output (batch, steps, directions *
         hidden) and the final h and c (None but for the LSTM) of each layer and direction."""
-        from .. import functional as F
-
-        mode, hidden = self.mode, self.hidden_size
-        batch = x.shape[0]
         directions = 2 if self.bidirectional else 1
-        h0s = h0.unbind(0) if h0 is not None else None
-        c0s = c0.unbind(0) if c0 is not None else None
-        zeros = None
-        hs, cs = [], []
-        for layer in range(self.num_layers):
-            outs = []
-            for direction in range(directions):
-                k = layer * directions + direction
-                w_ih, w_hh, b_ih, b_hh = self._layer_weights(layer, direction)
-                if h0s is None or (mode == "LSTM" and c0s is None):
-                    if zeros is None:
-                        zeros = gcomp.zeros(batch, hidden, dtype=x.dtype)
-                h = h0s[k] if h0s is not None else zeros
-                c = (c0s[k] if c0s is not None else zeros) if mode == "LSTM" else None
-                out, h, c = R.run_layer(mode, x, h, c, w_ih, w_hh, b_ih, b_hh,
-                                        reverse=direction == 1)
-                outs.append(out)
-                hs.append(h)
-                cs.append(c)
-            x = outs[0] if directions == 1 else gcomp.cat(outs, 2)
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                x = F.dropout(x, self.dropout, True)
-        return x, hs, cs
+        weights = [w for layer in range(self.num_layers) for direction in range(directions)
+                   for w in self._layer_weights(layer, direction)]
+        dropout = self.dropout if self.training else 0.0
+        return R.run_layers(self.mode, x, h0, c0, weights, self.num_layers, directions, dropout)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

@@ -1,6 +1,9 @@
 """The ``gcomp`` command: work with IR files.
 
-    gcomp opt FILE.gir --passes autodiff,dce     print the graph after the passes (like mlir-opt)
+    gcomp opt FILE.gir --passes autodiff,dce [--fuel N]
+                                                 print the graph after the passes (like mlir-opt);
+                                                 with --fuel, after N rewrites in all (and name
+                                                 the last one on stderr)
     gcomp run FILE.gir [--inputs in.npz] [--out out.npz]
                                                  run a graph (inputs by name, or zeros) and print
                                                  or save its outputs
@@ -24,10 +27,16 @@ def _load(path: str):
 
 def _cmd_opt(args) -> int:
     from .passes import run_passes
+    from .passes.manager import Fuel
 
     g = _load(args.file)
-    g = run_passes(g, args.passes.split(",") if args.passes else [])
+    fuel = Fuel(args.fuel) if args.fuel is not None else Fuel.from_env()
+    g = run_passes(g, args.passes.split(",") if args.passes else [], fuel=fuel)
     sys.stdout.write(str(g))
+    if fuel.limit is not None:  # what bisecting the fuel needs: which rewrite was the last
+        print(f"gcomp opt: fuel {fuel.limit}: {fuel.used} rewrite(s) made, the last "
+              f"{fuel.last or '(none)'}; next refused: {fuel.refused or '(none)'}",
+              file=sys.stderr)
     return 0
 
 
@@ -74,6 +83,8 @@ def main(argv=None) -> int:
     p = sub.add_parser("opt", help="run passes over an IR file and print the result")
     p.add_argument("file")
     p.add_argument("--passes", default="", help="comma-separated pass names")
+    p.add_argument("--fuel", type=int, default=None,
+                   help="stop rewriting after N rewrites in all (default: GCOMP_PASS_FUEL)")
     p.set_defaults(func=_cmd_opt)
     p = sub.add_parser("run", help="run an IR file")
     p.add_argument("file")

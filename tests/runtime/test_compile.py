@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import gcomp
+from gcomp.passes import DEFAULT_PIPELINE
 
 RNG = np.random.default_rng(1)
 HERE = os.path.basename(__file__)
@@ -224,7 +225,7 @@ def test_stages_name_passes_with_times_and_graphs():
     f = gcomp.compile(step)
     stages = f.stages(gcomp.tensor(arr(3)))
     names = [s.name for s in stages]
-    assert names[:3] == ["traced", "autodiff", "dce"]
+    assert names[:1 + len(DEFAULT_PIPELINE)] == ["traced", *DEFAULT_PIPELINE]
     for s in stages:
         assert isinstance(s.ms, float) and s.ms >= 0
         assert s.graph.startswith("graph @") and s.nodes == s.graph.count(" = ")
@@ -257,9 +258,10 @@ def test_dump_dir_writes_numbered_stages_and_summary(tmp_path, monkeypatch):
     dirs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     assert len(dirs) == 2 and all(d.name.startswith("dumped") for d in dirs)
     files = sorted(p.name for p in dirs[0].glob("*.gir"))
-    assert files == ["00_traced.gir", "01_autodiff.gir", "02_dce.gir"]
+    stage_names = ["traced", *DEFAULT_PIPELINE]
+    assert files == [f"{i:02d}_{name}.gir" for i, name in enumerate(stage_names)]
     summary = json.loads((dirs[0] / "summary.json").read_text())
-    assert [s["stage"] for s in summary["stages"]] == ["traced", "autodiff", "dce"]
+    assert [s["stage"] for s in summary["stages"]] == stage_names
     for s, name in zip(summary["stages"], files, strict=True):
         text = (dirs[0] / name).read_text()
         assert s["nodes"] == len(gcomp.ir.parse(text).nodes)

@@ -4,8 +4,9 @@ Constants are ``full`` (every element one value), ``iota`` and ``constant`` (an 
 in the IR) nodes. The values are computed by the lowering rules, never by a second
 implementation: the pass first collects every node computable from constants into one small
 graph, runs it with the reference interpreter under one ``jax.jit`` (one XLA compile per pass,
-cached by the graph's text, instead of one per op), then replaces each such node. What a result
-becomes is chosen so that folding never inflates the graph or the executable:
+cached by the graph's text, instead of one per op; see _Evaluation for how XLA is kept
+from folding them itself), then replaces each such node. What a result becomes is chosen so
+that folding never inflates the graph or the executable:
 
 - a result whose elements all have the same bits (or that has no elements), of any size, becomes
   a ``full``. An elementwise op on ``full`` operands is evaluated on one element, and a reshape,
@@ -41,65 +42,92 @@ _CACHE_SIZE = 64
 
 
 class _Known:
-    """How the evaluation graph gives a value: one element of a splat (``scalar``, 0-d) or the
-    whole array (``array``), either as Values of the evaluation graph."""
+    """A value that constants determine: whether it is a splat, the constant node it is (for a
+    leaf), and, once needed, one element (``scalar``, 0-d) or the whole array (``array``) as
+    Values of the evaluation graph."""
 
-    __slots__ = ("scalar", "array", "index")
+    __slots__ = ("splat", "leaf", "scalar", "array", "index")
 
-    def __init__(self, scalar: Value | None = None, array: Value | None = None):
-        self.scalar, self.array, self.index = scalar, array, None
+    def __init__(self, splat: bool, leaf=None, scalar: Value | None = None,
+                 array: Value | None = None):
+        self.splat, self.leaf, self.scalar, self.array = splat, leaf, scalar, array
+        self.index = None
 
 
-def _collect(graph: Graph) -> tuple[Graph, dict[Value, _Known]]:
-    """The evaluation graph: one result for each node computable from constants alone."""
-    ev = Graph("fold")
-    known: dict[Value, _Known] = {}
+class _Evaluation:
+    """What to evaluate: ``leaves``, a graph of the constant nodes used, and ``graph``, the
+    ops computed from them, which takes the leaves' values as inputs.
 
-    def array(v: Value) -> Value | None:
-        k = known[v]
-        if k.array is None and v.type.size <= EVAL_LIMIT:
-            dims = {"shape": v.type.shape, "dims": ()}
-            k.array = ev.add_node("broadcast", [k.scalar], dims).outputs[0]
+    An optimization barrier stands between the two on purpose: XLA folds constants itself while
+    compiling, and its folding of an integer division by zero kills the process with SIGFPE
+    (jax 0.10, CPU); on values it cannot see through, the same division gives -1, as it does at
+    run time everywhere."""
+
+    def __init__(self):
+        self.leaves, self.graph = Graph("constants"), Graph("fold")
+
+    def leaf(self, op: str, attrs: dict) -> Value:
+        node = self.leaves.add_node(op, [], attrs)
+        self.leaves.outputs.append(node.outputs[0])
+        return self.graph.add_input(node.outputs[0].type)
+
+    def scalar(self, k: _Known) -> Value:
+        if k.scalar is None:
+            k.scalar = self.leaf("full", {**k.leaf.attrs, "shape": ()})
+        return k.scalar
+
+    def array(self, k: _Known, t) -> Value | None:
+        if k.array is None and t.size <= EVAL_LIMIT:
+            if k.splat:
+                dims = {"shape": t.shape, "dims": ()}
+                k.array = self.graph.add_node("broadcast", [self.scalar(k)], dims).outputs[0]
+            else:
+                k.array = self.leaf(k.leaf.op, k.leaf.attrs)
         return k.array
 
+
+def _collect(graph: Graph) -> tuple[_Evaluation, dict[Value, _Known]]:
+    """The evaluation of every node that constants alone determine."""
+    e = _Evaluation()
+    ev = e.graph
+    known: dict[Value, _Known] = {}
     for n in graph.nodes:
         if not rewritable(n) or OPS[n.op].family == "control":
             continue
         out = n.outputs[0]
         if n.op == "full":
-            known[out] = _Known(ev.add_node("full", [], {**n.attrs, "shape": ()}).outputs[0])
+            known[out] = _Known(True, leaf=n)
             continue
         if not n.inputs:
             if out.type.size <= EVAL_LIMIT:
-                known[out] = _Known(array=ev.add_node(n.op, [], n.attrs).outputs[0])
+                known[out] = _Known(False, leaf=n)
             continue
         if not all(v in known for v in n.inputs):
             continue
-        splats = [known[v].scalar for v in n.inputs]
-        if all(s is not None for s in splats):
+        ks = [known[v] for v in n.inputs]
+        if all(k.splat for k in ks):
             if OPS[n.op].family == "elementwise":
-                known[out] = _Known(ev.add_node(n.op, splats, n.attrs).outputs[0])
+                scalars = [e.scalar(k) for k in ks]
+                known[out] = _Known(True, scalar=ev.add_node(n.op, scalars, n.attrs).outputs[0])
                 continue
             if n.op in SPLAT_KEEPING:
-                known[out] = _Known(splats[0])
+                known[out] = _Known(True, scalar=e.scalar(ks[0]))
                 continue
         if out.type.size > EVAL_LIMIT:
             continue
-        arrays = [array(v) for v in n.inputs]
+        arrays = [e.array(k, v.type) for k, v in zip(ks, n.inputs)]
         if all(a is not None for a in arrays):
-            known[out] = _Known(array=ev.add_node(n.op, arrays, n.attrs).outputs[0])
-    results = []
-    for v, k in known.items():
-        if v.producer.op not in CONSTANTS:
-            k.index = len(results)
-            results.append(k.scalar if k.scalar is not None else k.array)
-    ev.outputs = results
-    return ev, known
+            known[out] = _Known(False, array=ev.add_node(n.op, arrays, n.attrs).outputs[0])
+    for k in known.values():
+        if k.leaf is None:
+            k.index = len(ev.outputs)
+            ev.outputs.append(k.scalar if k.splat else k.array)
+    return e, known
 
 
-def _evaluate(ev: Graph) -> list[np.ndarray]:
-    """The outputs of the evaluation graph (no inputs) by the reference interpreter, jitted."""
-    text = str(ev)
+def _evaluate(e: _Evaluation) -> list[np.ndarray]:
+    """The evaluation's outputs, by the reference interpreter under one jax.jit."""
+    text = str(e.leaves) + str(e.graph)
     if text in _CACHE:
         _CACHE.move_to_end(text)
         return _CACHE[text]
@@ -107,7 +135,10 @@ def _evaluate(ev: Graph) -> list[np.ndarray]:
 
     from ..lowering.interpreter import interpret
 
-    values = [np.asarray(a) for a in jax.jit(lambda: interpret(ev))()]
+    def run():
+        return interpret(e.graph, *jax.lax.optimization_barrier(interpret(e.leaves)))
+
+    values = [np.asarray(a) for a in jax.jit(run)()]
     _CACHE[text] = values
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -138,11 +169,11 @@ def _literal(a: np.ndarray):
 
 def _fold(ctx: Context, x: Value) -> Value | None:
     k = ctx.memo["known"].get(x)
-    if k is None or k.index is None:
+    if k is None or k.index is None:  # not determined by constants, or a constant already
         return None
     a = ctx.memo["values"][k.index]
     t = x.type
-    first = a if k.scalar is not None else _splat_element(a)
+    first = a if k.splat else _splat_element(a)
     if first is not None:
         return ctx.emit("full", [], {"shape": t.shape, "value": _number(first), "dtype": t.dtype})
     if t.size <= MAX_ELEMENTS:
@@ -158,8 +189,8 @@ def fold(graph):
     """Evaluate what constants determine, once, then replace it (rewrite.graph_rewrite)."""
     if any(n.op == "grad" for n in graph.nodes):
         return graph  # graph_rewrite leaves such graphs alone; evaluate nothing either
-    ev, known = _collect(graph)
-    if not ev.outputs:
+    e, known = _collect(graph)
+    if not e.graph.outputs:
         return graph
-    memo = {"known": known, "values": _evaluate(ev)}
+    memo = {"known": known, "values": _evaluate(e)}
     return graph_rewrite(graph, RULES, "fold", memo=memo)

@@ -1,0 +1,186 @@
+"""What the passes do and what they cost, one run, one table.
+
+    python benchmarks/passes.py [--only mlp,cnn,lstm,transformer] [--sizes 1000,10000]
+                                [--steps 10] [--repeat 5] [--no-steps] [--json out.json]
+
+Rows of two kinds:
+
+- the traced training steps of workloads.py (``gcomp.compile(step)``, default pipeline): nodes
+  after tracing and autodiff, then how many nodes each pass removes (simplify, fold, cse, dce),
+  the nodes left, the passes' total time, XLA's compile time of the final graph, and the median
+  step time with the default pipeline against passes="none" (timed in turns);
+- generated graphs of n elementwise nodes (a mesh: each node reads two of the last eight values,
+  with the x*1, double negations, constant subexpressions and duplicates traced code has), where
+  the passes' total time is compared with XLA's compile time of the same graph unoptimized
+  (issue 5's target: the default pipeline under 10% of XLA's compile time at 10k nodes).
+
+XLA compile time is ``jax.jit(...).lower(...).compile()`` of the graph's jax function, with the
+persistent cache off, so every number is a real compile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import jax
+import numpy as np
+from workloads import WORKLOADS, gcomp_sync, load_note, measure, select, train_step, versions
+
+import gcomp
+from gcomp.ir import Graph, TensorType, float32
+from gcomp.lowering import to_jax_dtype
+from gcomp.lowering.jit import to_function
+from gcomp.passes import DEFAULT_PIPELINE, run_passes
+
+REWRITING = [p for p in DEFAULT_PIPELINE if p != "autodiff"]
+DEFAULT = ["mlp", "cnn", "lstm", "transformer"]
+
+
+def xla_compile_ms(graph) -> float:
+    args = [np.zeros(v.type.shape, to_jax_dtype(v.type.dtype)) for v in graph.inputs]
+    t0 = time.perf_counter()
+    jax.jit(to_function(graph)).lower(*args).compile()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def _step(w, state, passes):
+    model, crit, opt = w.build(gcomp, state)
+    params = list(model.parameters())
+    x, y = w.data()
+    gx, gy = gcomp.tensor(x), gcomp.tensor(y)
+    compiled = gcomp.compile(lambda x, y: train_step(model, crit, opt, x, y),
+                             name=f"{w.name}_step", passes=passes)
+    return compiled, gx, gy, (lambda: compiled(gx, gy)), (lambda loss: gcomp_sync(loss, *params))
+
+
+def workload_row(w, args) -> dict:
+    print(f"measuring {w.name} ...", file=sys.stderr, flush=True)
+    state = w.reference_state()
+    compiled, gx, gy, step, sync = _step(w, state, "default")
+    stages = {s.name: s for s in compiled.stages(gx, gy)}
+    row = {"graph": f"{w.name} step", "traced": stages["traced"].nodes,
+           "autodiff": stages["autodiff"].nodes}
+    before = stages["autodiff"].nodes
+    for p in REWRITING:
+        row[p] = before - stages[p].nodes
+        before = stages[p].nodes
+    row["final"] = before
+    row["passes_ms"] = sum(stages[p].ms for p in REWRITING)
+    row["xla_ms"] = xla_compile_ms(gcomp.ir.parse(stages[REWRITING[-1]].graph))
+    if args.steps:
+        _, _, _, base_step, base_sync = _step(w, state, "none")
+        res = measure({"default": (step, sync), "none": (base_step, base_sync)}, args.steps,
+                      args.repeat, warmup=2)
+        row["step_ms"] = {k: v.get("median") for k, v in res.items()}
+    return row
+
+
+def generated(n: int, seed: int = 0) -> Graph:
+    """n elementwise nodes over f32[64, 64]: a mesh with identities, constants and copies."""
+    rng = np.random.default_rng(seed)
+    t = TensorType((64, 64), float32)
+    g = Graph(f"mesh{n}")
+    vals = [g.add_input(t, f"x{i}") for i in range(4)]
+    while len(g.nodes) < n:
+        a, b = (vals[-1 - int(k)] for k in rng.integers(0, min(8, len(vals)), 2))
+        kind = rng.random()
+        if kind < 0.05:  # x * 1
+            one = g.add_node("full", [], {"shape": t.shape, "value": 1.0, "dtype": float32})
+            v = g.add_node("mul", [a, one.outputs[0]]).outputs[0]
+        elif kind < 0.10:  # neg(neg(x))
+            v = g.add_node("neg", [g.add_node("neg", [a]).outputs[0]]).outputs[0]
+        elif kind < 0.15:  # a constant expression scaling a value
+            c = g.add_node("full", [], {"shape": (), "value": float(rng.integers(1, 4)),
+                                        "dtype": float32}).outputs[0]
+            c = g.add_node("broadcast", [g.add_node("neg", [c]).outputs[0]],
+                           {"shape": t.shape, "dims": ()}).outputs[0]
+            v = g.add_node("mul", [a, c]).outputs[0]
+        elif kind < 0.20 and a.producer is not None:  # a copy of an earlier node
+            p = a.producer
+            v = g.add_node(p.op, p.inputs, p.attrs).outputs[0]
+        else:
+            op = ["add", "mul", "sub", "maximum", "tanh", "exp", "neg"][int(rng.integers(0, 7))]
+            ins = [a, b] if op in ("add", "mul", "sub", "maximum") else [a]
+            v = g.add_node(op, ins).outputs[0]
+            if op == "exp":  # keep values bounded
+                v = g.add_node("tanh", [v]).outputs[0]
+        vals.append(v)
+    g.outputs = vals[-4:]
+    return g
+
+
+def generated_row(n: int) -> dict:
+    print(f"measuring a generated graph of {n} nodes ...", file=sys.stderr, flush=True)
+    g = generated(n)
+    stages: list = []
+    t0 = time.perf_counter()
+    run_passes(g.copy(), "default", stages=stages)
+    total_ms = (time.perf_counter() - t0) * 1e3
+    by = {s.name: s for s in stages}
+    row = {"graph": f"generated {n}", "traced": len(g.nodes), "autodiff": by["autodiff"].nodes}
+    before = by["autodiff"].nodes
+    for p in REWRITING:
+        row[p] = before - by[p].nodes
+        before = by[p].nodes
+    row["final"] = before
+    row["passes_ms"] = sum(by[p].ms for p in REWRITING)
+    row["pipeline_ms"] = total_ms  # with verification after each pass and printing stages
+    row["xla_ms"] = xla_compile_ms(g)
+    return row
+
+
+def print_table(rows: list[dict]) -> None:
+    head = (["graph", "traced", "autodiff"] + [f"-{p}" for p in REWRITING]
+            + ["final", "passes ms", "XLA ms", "passes/XLA", "step ms default/none"])
+    lines = [head]
+    for r in rows:
+        step = r.get("step_ms")
+        step_text = (f"{step['default']:.2f} / {step['none']:.2f}"
+                     if step and None not in step.values() else "-")
+        lines.append([r["graph"], str(r["traced"]), str(r["autodiff"])]
+                     + [str(r[p]) for p in REWRITING]
+                     + [str(r["final"]), f"{r['passes_ms']:.1f}", f"{r['xla_ms']:.0f}",
+                        f"{100 * r['passes_ms'] / r['xla_ms']:.1f}%", step_text])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    for k, line in enumerate(lines):
+        print("  ".join(c.rjust(wd) if i else c.ljust(wd)
+                        for i, (c, wd) in enumerate(zip(line, widths))))
+        if k == 0:
+            print("  ".join("-" * wd for wd in widths))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", help=f"workloads (default {','.join(DEFAULT)})")
+    ap.add_argument("--sizes", default="1000,10000", help="generated graph sizes")
+    ap.add_argument("--steps", type=int, default=10, help="steps per timing round (0: skip)")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--no-steps", action="store_true", help="skip the step-time columns")
+    ap.add_argument("--json", help="also write the rows here")
+    args = ap.parse_args(argv)
+    if args.no_steps:
+        args.steps = 0
+    jax.config.update("jax_enable_compilation_cache", False)
+    rows = [workload_row(w, args) for w in select(args.only, DEFAULT)]
+    rows += [generated_row(int(n)) for n in args.sizes.split(",") if n.strip()]
+    print(f"# passes: {', '.join(DEFAULT_PIPELINE)}; {versions()}; {load_note(_cores())}")
+    print_table(rows)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
+    return 0
+
+
+def _cores() -> int:
+    from workloads import cores
+
+    return cores()
+
+
+assert set(DEFAULT) <= set(WORKLOADS)
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,8 +19,8 @@ import contextvars
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..ir.errors import GcompError
 from ..ir.graph import Graph
@@ -52,7 +52,8 @@ class Fuel:
         try:
             return cls(int(text))
         except ValueError:
-            raise GcompError(f"GCOMP_PASS_FUEL must be a number of rewrites, got {text!r}") from None
+            raise GcompError(f"GCOMP_PASS_FUEL must be a number of rewrites, got {text!r}") \
+                from None
 
     @property
     def empty(self) -> bool:
@@ -153,7 +154,8 @@ def _run(graph: Graph, names: list[str], stages: list | None, check: bool) -> Gr
             try:
                 verify(graph)
             except GcompError as e:
-                raise GcompError(f"internal: pass {name!r} produced an invalid graph: {e}") from None
+                raise GcompError(f"internal: pass {name!r} produced an invalid graph: "
+                                 f"{e}") from None
         log.debug("%s: %d -> %d nodes in %.2f ms", name, before, len(graph.nodes), ms)
         if stages is not None:
             stages.append(Stage(name, ms, str(graph), len(graph.nodes)))

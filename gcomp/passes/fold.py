@@ -163,8 +163,9 @@ def _splat_element(a: np.ndarray) -> np.ndarray | None:
     return flat[0] if (raw == raw[0]).all() else None
 
 
-def _literal(a: np.ndarray):
-    return (a.astype(np.float64) if a.dtype.kind == "f" else a).tolist()
+def _literal(a: np.ndarray, floating: bool):
+    """Nested lists of Python numbers (floats through float64: exact for every float dtype)."""
+    return (a.astype(np.float64) if floating else a).tolist()
 
 
 def _fold(ctx: Context, x: Value) -> Value | None:
@@ -177,7 +178,8 @@ def _fold(ctx: Context, x: Value) -> Value | None:
     if first is not None:
         return ctx.emit("full", [], {"shape": t.shape, "value": _number(first), "dtype": t.dtype})
     if t.size <= MAX_ELEMENTS:
-        return ctx.emit("constant", [], {"value": _literal(a), "dtype": t.dtype})
+        literal = _literal(a, t.dtype.is_floating_point)
+        return ctx.emit("constant", [], {"value": literal, "dtype": t.dtype})
     return None
 
 

@@ -38,10 +38,10 @@ saves less than it seems and runs the body's forward twice; instead the forward 
    passes/partition.py: the residual-saving scan lands in the forward executable, its residual
    stacks are saved for the backward executable, which holds the reverse scan.)
 
-What the rule differentiates: every float operand under the autodiff pass (dce then prunes the
-gradients nobody uses, see passes/dce.py), only those that require grad on the eager tape, where
-nothing prunes (an eager scan is taped only when one of its operands requires grad, so a rule
-that sees none is running inside the pass).
+What the rule differentiates: the float operands the reverse walk asks for
+(core.autograd.needs_input_grad, as for every other VJP): on the eager tape only those that
+require grad, where nothing prunes; under the autodiff pass every float operand (dce then prunes
+the gradients nobody uses, see passes/dce.py).
 
 Note [Differentiating cond]
 The backward of ``cond(pred, *operands)`` is ``cond(pred, *operands, *cotangents)`` whose regions
@@ -55,7 +55,7 @@ from __future__ import annotations
 import weakref
 
 from ..core import prims as P
-from ..core.autograd import expand_grads
+from ..core.autograd import expand_grads, needs_input_grad
 from ..core.dispatch import bind_many
 from ..ir.graph import Graph, Node, Value
 from . import defvjp
@@ -90,10 +90,7 @@ def joint(region: Graph, seeded: tuple[int, ...], wrt: tuple[int, ...]) -> tuple
 
 def _wanted(inputs, candidates):
     """The candidate operands to differentiate (Note [Differentiating scan], last paragraph)."""
-    floats = [i for i in candidates if _is_float(inputs[i])]
-    if any(x.requires_grad for x in inputs):
-        return [i for i in floats if inputs[i].requires_grad]
-    return floats
+    return [i for i in candidates if _is_float(inputs[i]) and needs_input_grad(i)]
 
 
 # -- cond --------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from ..ir.graph import Graph, Node, Value
 from .dce import dce
 
 # Ops recomputed in the backward graph when their operands are graph inputs or recomputed values.
-RECOMPUTE = frozenset({"full", "iota", "broadcast", "reshape", "transpose", "cast", "slice",
+RECOMPUTE = frozenset({"full", "constant", "iota", "broadcast", "reshape", "transpose", "cast", "slice",
                        "squeeze", "expand_dims", "neg", "stop_gradient", "concatenate"})
 
 

@@ -1,9 +1,10 @@
 """The ``gcomp`` command: work with IR files.
 
-    gcomp opt FILE.gir --passes autodiff,dce [--fuel N]
+    gcomp opt FILE.gir --passes autodiff,dce [--fuel N] [--option name=value ...]
                                                  print the graph after the passes (like mlir-opt);
                                                  with --fuel, after N rewrites in all (and name
-                                                 the last one on stderr)
+                                                 the last one on stderr); --option sets a pass
+                                                 option (Note [Pass options])
     gcomp run FILE.gir [--inputs in.npz] [--out out.npz]
                                                  run a graph (inputs by name, or zeros) and print
                                                  or save its outputs
@@ -31,13 +32,32 @@ def _cmd_opt(args) -> int:
 
     g = _load(args.file)
     fuel = Fuel(args.fuel) if args.fuel is not None else Fuel.from_env()
-    g = run_passes(g, args.passes.split(",") if args.passes else [], fuel=fuel)
+    g = run_passes(g, args.passes.split(",") if args.passes else [], fuel=fuel,
+                   options=_options(args.option))
     sys.stdout.write(str(g))
     if fuel.limit is not None:  # what bisecting the fuel needs: which rewrite was the last
         print(f"gcomp opt: fuel {fuel.limit}: {fuel.used} rewrite(s) made, the last "
               f"{fuel.last or '(none)'}; next refused: {fuel.refused or '(none)'}",
               file=sys.stderr)
     return 0
+
+
+def _options(items) -> dict:
+    """``name=value`` strings; a value that reads as a Python literal (2048, 0.5, None) is one."""
+    import ast
+
+    from .ir.errors import GcompError
+
+    out = {}
+    for item in items or ():
+        name, eq, text = item.partition("=")
+        if not eq or not name:
+            raise GcompError(f"--option expects name=value, got {item!r}")
+        try:
+            out[name.strip()] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[name.strip()] = text
+    return out
 
 
 def _cmd_verify(args) -> int:
@@ -85,6 +105,8 @@ def main(argv=None) -> int:
     p.add_argument("--passes", default="", help="comma-separated pass names")
     p.add_argument("--fuel", type=int, default=None,
                    help="stop rewriting after N rewrites in all (default: GCOMP_PASS_FUEL)")
+    p.add_argument("--option", action="append", metavar="NAME=VALUE",
+                   help="a pass option, for example remat_budget=1048576 (repeatable)")
     p.set_defaults(func=_cmd_opt)
     p = sub.add_parser("run", help="run an IR file")
     p.add_argument("file")

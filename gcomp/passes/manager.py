@@ -11,6 +11,16 @@ it: with fuel N the result is right, with N + 1 wrong, and ``Fuel.last`` (printe
 lowering needs) and dce (which only drops what nothing reads) take no fuel. A compiled function
 may run the pipeline twice (a compiled module's joint forward-backward graph is a second run);
 each run gets its own N.
+
+Note [Pass options]
+Passes are functions Graph -> Graph; what tunes them (a rematerialization memory budget, a
+precision, a convolution algorithm) is a pipeline *option*, declared once by the pass that reads
+it with :func:`option` (name, default, a check, one line of help) and read while it runs with
+:func:`current_options`. ``gcomp.compile(fn, options={...})`` (or the named keywords, such as
+``precision="bf16"``), ``run_passes(..., options=...)`` and ``gcomp opt --option k=v`` set them
+for one pipeline run; an unknown name or a bad value is a GcompError listing what is known. An
+option may also name the pass it needs (``precision`` needs the ``precision`` pass): setting it
+adds that pass to a pipeline that lacks it, at its place in the default order.
 """
 
 from __future__ import annotations
@@ -29,6 +39,8 @@ from ..ir.verify import verify
 PASSES: dict[str, Callable[[Graph], Graph]] = {}
 DEFAULT_PIPELINE = ("autodiff", "simplify", "fold", "cse", "dce")
 REQUIRED = ("autodiff",)  # what lowering needs: no grad node may reach it
+# Where a pass an option asks for goes when the pipeline lacks it (Note [Pass options]).
+ORDER = ("autodiff", "simplify", "fold", "cse", "precision", "dce")
 
 log = logging.getLogger("gcomp.passes")
 
@@ -85,6 +97,57 @@ def current_fuel() -> Fuel:
     return current if current is not None else Fuel.from_env()
 
 
+@dataclass(frozen=True)
+class Option:
+    name: str
+    default: object
+    check: Callable[[object], object]  # value -> normalized value, or raises ValueError
+    help: str
+    needs: str | None = None  # the pass this option turns on when set (not None/default)
+
+
+OPTIONS: dict[str, Option] = {}
+
+
+def option(name: str, default, check: Callable[[object], object], help: str,
+           needs: str | None = None) -> None:
+    """Declare a pipeline option (Note [Pass options])."""
+    if name in OPTIONS:
+        raise RuntimeError(f"pass option {name} declared twice")
+    OPTIONS[name] = Option(name, default, check, help, needs)
+
+
+def check_options(options) -> dict:
+    """Every declared option with its value: ``options``' (checked) or the default."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        known = "; ".join(f"{o.name} ({o.help})" for o in OPTIONS.values()) or "(none)"
+        raise GcompError(f"unknown pass option{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(map(repr, unknown))}; known options: {known}")
+    out = {}
+    for o in OPTIONS.values():
+        if o.name in options and options[o.name] is not None:
+            try:
+                out[o.name] = o.check(options[o.name])
+            except (TypeError, ValueError) as e:
+                raise GcompError(f"pass option {o.name}={options[o.name]!r}: {e} "
+                                 f"({o.help})") from None
+        else:
+            out[o.name] = o.default
+    return out
+
+
+_OPTIONS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("gcomp_pass_options",
+                                                                       default=None)
+
+
+def current_options() -> dict:
+    """The options of the pipeline running now (every declared one, defaults filled)."""
+    current = _OPTIONS.get()
+    return current if current is not None else check_options({})
+
+
 def register(name: str):
     def deco(fn):
         if name in PASSES:
@@ -109,8 +172,9 @@ class Stage:
         return f"# {self.name} ({self.ms:.2f} ms, {self.nodes} nodes)\n{self.graph}"
 
 
-def resolve(passes) -> list[str]:
-    """'default', 'none' (only what lowering needs) or a list of pass names."""
+def resolve(passes, options: dict | None = None) -> list[str]:
+    """'default', 'none' (only what lowering needs) or a list of pass names; plus the passes
+    that set ``options`` need (Note [Pass options])."""
     if passes is None or passes == "default":
         names = list(DEFAULT_PIPELINE)
     elif passes == "none":
@@ -125,23 +189,43 @@ def resolve(passes) -> list[str]:
     for n in REQUIRED:
         if n not in names:
             names.insert(0, n)
+    for o in OPTIONS.values():
+        value = (options or {}).get(o.name, o.default)
+        if o.needs and value is not None and value != o.default and o.needs not in names:
+            _insert(names, o.needs)
     return names
 
 
+def _insert(names: list[str], name: str) -> None:
+    """Put ``name`` after the last pass that comes before it in ORDER (else last)."""
+    rank = {n: i for i, n in enumerate(ORDER)}
+    if name not in rank:
+        names.append(name)
+        return
+    at = 0
+    for i, n in enumerate(names):
+        if rank.get(n, -1) < rank[name]:
+            at = i + 1
+    names.insert(at, name)
+
+
 def run_passes(graph: Graph, names, stages: list | None = None, check: bool | None = None,
-               fuel: Fuel | int | None = None) -> Graph:
+               fuel: Fuel | int | None = None, options: dict | None = None) -> Graph:
     """Run the named passes in order. With ``stages``, append a Stage after each one. ``fuel``
     (a Fuel, a number of rewrites, or None for GCOMP_PASS_FUEL) bounds the rewrites of all of
-    them together (Note [Pass fuel])."""
+    them together (Note [Pass fuel]); ``options`` tune them (Note [Pass options])."""
     if check is None:
         check = os.environ.get("GCOMP_VERIFY", "1") != "0"
     if not isinstance(fuel, Fuel):
         fuel = Fuel.from_env() if fuel is None else Fuel(fuel)
-    token = _FUEL.set(fuel)
+    options = check_options(options)
+    names = resolve(names, options)
+    token, otoken = _FUEL.set(fuel), _OPTIONS.set(options)
     try:
-        return _run(graph, resolve(names), stages, check)
+        return _run(graph, names, stages, check)
     finally:
         _FUEL.reset(token)
+        _OPTIONS.reset(otoken)
 
 
 def _run(graph: Graph, names: list[str], stages: list | None, check: bool) -> Graph:

@@ -136,11 +136,13 @@ class Entry:
 class CompiledFunction:
     """A function compiled by gcomp.compile. Call it like the function it wraps."""
 
-    def __init__(self, fn, *, passes="default", name=None, cache_limit=None, state_names=None):
+    def __init__(self, fn, *, passes="default", options=None, name=None, cache_limit=None,
+                 state_names=None):
         functools.update_wrapper(self, fn, updated=())
         self.fn = fn
         self._state_names = state_names  # () -> {id(tensor or module): name}, else closures
         self.passes = passes
+        self.options = dict(options or {})  # pass options (Note [Pass options])
         self.name = name or getattr(fn, "__name__", "fn")
         self.cache_limit = cache_limit or int(os.environ.get("GCOMP_CACHE_LIMIT", 8))
         self._cache: dict = {}
@@ -237,13 +239,13 @@ class CompiledFunction:
         tr = trace(self.fn, args, kwargs, name=self.name, state_names=self._state_names)
         traced_ms = (time.perf_counter() - t0) * 1e3
         stages = [Stage("traced", traced_ms, str(tr.graph), len(tr.graph.nodes))]
-        graph = run_passes(tr.graph.copy(), self.passes, stages=stages)
+        graph = run_passes(tr.graph.copy(), self.passes, stages=stages, options=self.options)
         diff = [i for i, rg in enumerate(tr.out_requires_grad) if rg]
         entry = Entry(tr, graph, stages, None, tr.arg_paths, list(tr.grad_reads), diff)
         donate = _donated(tr)
         if diff and not tr.backward_called and _diff_inputs(entry):
             t1 = time.perf_counter()
-            part = _split(entry, self.passes)
+            part = _split(entry, self.passes, self.options)
             ms = (time.perf_counter() - t1) * 1e3
             # the backward executable, then the forward one (what runs, so the last stage is ir())
             stages.append(Stage("backward", ms, str(part.backward), len(part.backward.nodes)))
@@ -443,19 +445,35 @@ def _dump(name: str, entry: Entry, index: int) -> None:
                                                indent=2))
 
 
-def compile(fn=None, *, passes="default", name=None, cache_limit=None):  # noqa: A001
+def compile(fn=None, *, passes="default", options=None, precision=None, name=None,  # noqa: A001
+            cache_limit=None):
     """Compile ``fn`` (also usable as ``@gcomp.compile`` or ``@gcomp.compile(passes=...)``).
+
+    ``passes``: "default", "none" (only what lowering needs) or a list of pass names.
+    ``options``: pass options by name (``gcomp.passes.OPTIONS`` lists them, Note [Pass options]),
+    for example ``{"remat_budget": 2**20}``; ``precision="bf16"`` is ``options={"precision":
+    "bf16"}``.
 
     A module gives a :class:`CompiledModule`: calling it runs the compiled forward, which takes
     part in eager autograd; everything else (parameters, state_dict, train/eval) is the
     module's own."""
+    from ..passes.manager import check_options, resolve
+
+    options = dict(options or {})
+    if precision is not None:
+        options["precision"] = precision
+    try:  # a typo in a pass name or option is the user's line, now, not at the first call
+        resolve(passes, check_options(options))
+    except GcompError as e:
+        raise user_error(GcompError, str(e)) from None
+    kw = dict(passes=passes, options=options, name=name, cache_limit=cache_limit)
     if fn is None:
-        return lambda f: compile(f, passes=passes, name=name, cache_limit=cache_limit)
+        return lambda f: compile(f, **kw)
     if not callable(fn):
         raise user_error(GcompError, f"gcomp.compile expects a function, got {type(fn).__name__}")
     if hasattr(fn, "named_parameters") and hasattr(fn, "named_buffers") and hasattr(fn, "forward"):
-        return CompiledModule(fn, passes=passes, name=name, cache_limit=cache_limit)
-    return CompiledFunction(fn, passes=passes, name=name, cache_limit=cache_limit)
+        return CompiledModule(fn, **kw)
+    return CompiledFunction(fn, **kw)
 
 
 class CompiledModule:
@@ -550,7 +568,7 @@ def _diff_inputs(entry):
     return out
 
 
-def _split(entry, passes):
+def _split(entry, passes, options):
     """The joint graph of the forward and a grad request for its differentiable outputs,
     expanded and cut in two (Note [What the forward saves for backward] in passes/partition.py)."""
     from ..passes.partition import partition
@@ -564,7 +582,7 @@ def _split(entry, passes):
     node = g.add_node("grad", outs + cts + wrt, {"outputs": len(outs)}, loc=None)
     n_outputs = len(g.outputs)
     g.outputs = g.outputs + list(node.outputs)
-    g = run_passes(g, passes)
+    g = run_passes(g, passes, options=options)
     part = partition(g, n_outputs, cts)
     part.forward.name = entry.graph.name
     part.backward.name = entry.graph.name + "_backward"

@@ -111,6 +111,24 @@ def _cond(cts, inputs, outputs, regions):
     return grads
 
 
+# -- fusion ------------------------------------------------------------------------------------
+@defvjp("fusion")
+def _fusion(cts, inputs, outputs, regions):
+    """The backward of a fusion is a fusion of its body's VJP (recomputing the body: a fusion
+    is a group of cheap ops; the autodiff pass runs before the fusion pass, so this serves
+    graphs written with fusions by hand)."""
+    seeded = tuple(i for i, o in enumerate(outputs) if _is_float(o))
+    wrt = tuple(_wanted(inputs, range(len(inputs))))
+    grads: list = [None] * len(inputs)
+    if not seeded or not wrt:
+        return grads
+    body = _cached(regions[0], ("fusion", seeded, wrt), lambda: joint(regions[0], seeded, wrt)[0])
+    seeds = [cts[i] if cts[i] is not None else P.zeros_like(outputs[i]) for i in seeded]
+    for i, g in zip(wrt, bind_many("fusion", *inputs, *seeds, regions=(body,)), strict=True):
+        grads[i] = g
+    return grads
+
+
 # -- scan --------------------------------------------------------------------------------------
 class _ScanVJP:
     """The two bodies of a scan's VJP (Note [Differentiating scan]): ``forward``, the body with

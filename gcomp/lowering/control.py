@@ -1,5 +1,6 @@
 """Control flow: ``cond`` and ``scan`` lower to jax.lax.cond and jax.lax.scan, their regions to
-jax functions (jit.to_function); ``grad`` has no lowering: the autodiff pass replaces it first."""
+jax functions (jit.to_function); a ``fusion`` to its body inline; ``grad`` has no lowering: the
+autodiff pass replaces it first."""
 
 from __future__ import annotations
 
@@ -39,6 +40,14 @@ def _scan(*arrays, regions, length, reverse, num_consts, num_carry, unroll):
 
     carry, ys = jax.lax.scan(step, init, xs, length=length, reverse=reverse, unroll=unroll)
     return _single((*carry, *ys))
+
+
+@lowers("fusion")
+def _fusion(*operands, regions):
+    """The body inline; the node's named scope (jit.scope_name) marks its ops in the HLO."""
+    from .jit import to_function
+
+    return _single(to_function(regions[0])(*operands))
 
 
 def _single(results: tuple):

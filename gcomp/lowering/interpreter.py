@@ -58,7 +58,11 @@ def _scan(*arrays, regions, length, reverse, num_consts, num_carry, unroll):
     return _single((*carry, *stacked))
 
 
-REFERENCE = {"cond": _cond, "scan": _scan}
+def _fusion(*operands, regions):
+    return _single(interpret(regions[0], *operands))
+
+
+REFERENCE = {"cond": _cond, "scan": _scan, "fusion": _fusion}
 
 
 def _single(results: tuple):

@@ -1,4 +1,4 @@
 """Graph -> Graph passes, registered by name with the pass manager."""
 
-from . import autodiff, cse, dce, fold, simplify  # noqa: E402,F401
+from . import autodiff, cse, dce, fold, fusion, simplify  # noqa: E402,F401
 from .manager import DEFAULT_PIPELINE, PASSES, register, resolve, run_passes  # noqa: F401

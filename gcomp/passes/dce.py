@@ -3,7 +3,7 @@
 Every primitive is pure (random draws are functions of their key), so liveness is all there is.
 A control-flow node that stays is pruned too: a scan loses the ys nobody reads and the carries
 whose final value nobody reads and that no kept result depends on (such as the gradient
-accumulator of a const nobody differentiates), a cond the results nobody reads; then their
+accumulator of a const nobody differentiates), a cond or a fusion the results nobody reads; then their
 regions are cleaned the same way and operands no region reads any more are dropped. Regions are
 never edited in place (Note [Regions]): a pruned node gets new regions.
 """
@@ -111,4 +111,15 @@ def _prune_cond(node: Node, live: set) -> Node:
                     [node.outputs[k] for k in keep])
 
 
-_PRUNE = {"scan": _prune_scan, "cond": _prune_cond}
+def _prune_fusion(node: Node, live: set) -> Node:
+    keep = [k for k, o in enumerate(node.outputs) if o in live]
+    body = _region(node.regions[0], keep)
+    ops = sorted(_used_inputs(body))
+    if len(keep) == len(node.outputs) and len(ops) == len(node.inputs):
+        return node
+    _keep_inputs(body, ops)
+    return _rebuilt(node, [node.inputs[i] for i in ops], {**node.attrs, "regions": (body,)},
+                    [node.outputs[k] for k in keep])
+
+
+_PRUNE = {"scan": _prune_scan, "cond": _prune_cond, "fusion": _prune_fusion}

@@ -37,10 +37,13 @@ from ..ir.graph import Graph
 from ..ir.verify import verify
 
 PASSES: dict[str, Callable[[Graph], Graph]] = {}
-DEFAULT_PIPELINE = ("autodiff", "simplify", "fold", "cse", "dce")
+DEFAULT_PIPELINE = ("autodiff", "simplify", "fold", "cse", "dce", "fusion")
 REQUIRED = ("autodiff",)  # what lowering needs: no grad node may reach it
+# Passes that group nodes into regions: a compiled module's joint graph is cut in two before
+# them, and each half runs them (runtime/compiled.py, _split).
+LATE = ("fusion",)
 # Where a pass an option asks for goes when the pipeline lacks it (Note [Pass options]).
-ORDER = ("autodiff", "simplify", "fold", "cse", "precision", "dce")
+ORDER = ("autodiff", "simplify", "fold", "cse", "precision", "dce", "fusion")
 
 log = logging.getLogger("gcomp.passes")
 

@@ -86,6 +86,7 @@ class Entry:
     n_res: int = 0  # residual outputs after the user's outputs (Note [What the forward saves])
     spent: object = None  # the tape node of a step that ran backward inside (see _tape_call)
     wanted: list | None = None  # graph inputs whose gradients the tape node gives
+    executables: list = field(default_factory=list)  # (name, graph, jitted) as lowered
 
     def __post_init__(self):
         self.n_out = len(self.graph.outputs)
@@ -253,10 +254,13 @@ class CompiledFunction:
             donate = tuple(i for i in donate if i not in part.saved_inputs)
             entry.run = _Executable(to_function(part.forward), donate)
             entry.n_res = part.n_residuals
-            entry.backward = (jax.jit(to_function(part.backward)), part.n_residuals,
-                              part.saved_inputs)
+            backward = jax.jit(to_function(part.backward))
+            entry.backward = (backward, part.n_residuals, part.saved_inputs)
+            entry.executables = [(part.forward.name, part.forward, entry.run.jitted),
+                                 (part.backward.name, part.backward, backward)]
         else:
             entry.run = _Executable(to_function(graph), donate)
+            entry.executables = [(graph.name, graph, entry.run.jitted)]
         entry.compile_ms = (time.perf_counter() - t0) * 1e3
         _dump(self.name, entry, self._size())
         return entry
@@ -314,6 +318,18 @@ class CompiledFunction:
     def stages(self, *args, **kwargs) -> list[Stage]:
         """Each stage's name, time and graph, from the traced graph to the final one."""
         return list(self._entry(args, kwargs).stages)
+
+    def kernels(self, *args, **kwargs):
+        """The XLA kernels of the executables these arguments run (compiling if needed), each
+        with the IR nodes, gcomp fusion groups and source lines it came from (Note [Kernels]
+        in runtime/kernels.py): which line of the model a slow kernel belongs to. A compiled
+        module called with inputs that need grad has two executables, forward and backward."""
+        from .kernels import Kernels, kernels
+
+        out = Kernels()
+        for name, graph, jitted in self._entry(args, kwargs).executables:
+            out += kernels(_lowered(jitted, graph).compile().as_text(), graph, name)
+        return out
 
     def cache_info(self):
         return CacheInfo(self._hits, self._misses, self._size())
@@ -430,7 +446,17 @@ def _at(args, kwargs, path):
     return obj
 
 
+def _lowered(jitted, graph):
+    """``jitted`` lowered for ``graph``'s input types: nothing is allocated or run."""
+    from ..lowering import to_jax_dtype
+
+    return jitted.lower(*[jax.ShapeDtypeStruct(v.type.shape, to_jax_dtype(v.type.dtype))
+                          for v in graph.inputs])
+
+
 def _dump(name: str, entry: Entry, index: int) -> None:
+    """GCOMP_DUMP_DIR: each stage's graph, numbered in pipeline order, then each executable's
+    StableHLO and optimized HLO, and summary.json (time and node counts per stage)."""
     root = os.environ.get("GCOMP_DUMP_DIR")
     if not root:
         return
@@ -440,7 +466,18 @@ def _dump(name: str, entry: Entry, index: int) -> None:
     for i, st in enumerate(entry.stages):
         (d / f"{i:02d}_{st.name}.gir").write_text(st.graph)
         summary.append({"stage": st.name, "ms": round(st.ms, 3), "nodes": st.nodes})
+    files = []
+    k = len(entry.stages)
+    for exe, graph, jitted in entry.executables:
+        lowered = _lowered(jitted, graph)
+        for suffix, text in (("stablehlo.mlir", lowered.as_text()),
+                             ("optimized_hlo.txt", lowered.compile().as_text())):
+            path = d / f"{k:02d}_{exe}.{suffix}"
+            path.write_text(text)
+            files.append(path.name)
+            k += 1
     (d / "summary.json").write_text(json.dumps({"function": name, "stages": summary,
+                                                "executables": files,
                                                 "compile_ms": round(entry.compile_ms, 3)},
                                                indent=2))
 
@@ -526,6 +563,9 @@ class CompiledModule:
     def stages(self, *args, **kwargs):
         return self._compiled.stages(*args, **kwargs)
 
+    def kernels(self, *args, **kwargs):
+        return self._compiled.kernels(*args, **kwargs)
+
     def cache_info(self):
         return self._compiled.cache_info()
 
@@ -571,6 +611,7 @@ def _diff_inputs(entry):
 def _split(entry, passes, options):
     """The joint graph of the forward and a grad request for its differentiable outputs,
     expanded and cut in two (Note [What the forward saves for backward] in passes/partition.py)."""
+    from ..passes.manager import LATE, check_options, resolve
     from ..passes.partition import partition
 
     g = entry.graph.copy()
@@ -582,8 +623,13 @@ def _split(entry, passes, options):
     node = g.add_node("grad", outs + cts + wrt, {"outputs": len(outs)}, loc=None)
     n_outputs = len(g.outputs)
     g.outputs = g.outputs + list(node.outputs)
-    g = run_passes(g, passes, options=options)
+    names = resolve(passes, check_options(options))
+    late = [n for n in names if n in LATE]  # they make regions the partition must not cut
+    g = run_passes(g, [n for n in names if n not in LATE], options=options)
     part = partition(g, n_outputs, cts)
+    if late:
+        part.forward = run_passes(part.forward, late, options=options)
+        part.backward = run_passes(part.backward, late, options=options)
     part.forward.name = entry.graph.name
     part.backward.name = entry.graph.name + "_backward"
     return part

@@ -3,7 +3,7 @@
 Random graphs (the strategies of tests/ir/test_roundtrip.py), with patterns each pass looks for
 grafted on (x*1, x+-0.0, x+0.0, x*0, x-x, transpose and reshape pairs, duplicates, constant
 subexpressions, ...), are interpreted before and after each pass on inputs holding NaN, infinities
-and signed zeros: simplify, cse and dce give the same bits (NaN is NaN, -0.0 is not 0.0), fold
+and signed zeros: simplify, cse, dce and fusion give the same bits (NaN is NaN, -0.0 is not 0.0), fold
 and the default pipeline the same values to float tolerance. Then a traced training step gives
 the same losses and parameters with the default pipeline and with passes="none".
 """
@@ -27,7 +27,7 @@ from gcomp.passes import run_passes
 sys.path.insert(0, str(Path(__file__).parents[1] / "ir"))
 from test_roundtrip import _random_array, graphs, region_graphs  # noqa: E402
 
-EXACT = ("simplify", "cse", "dce")
+EXACT = ("simplify", "cse", "dce", "fusion")
 SPECIAL = [math.nan, math.inf, -math.inf, -0.0, -0.0, 0.0, 1.0]
 CHAIN_DTYPES = [float32, float32, float64, float16, int32]
 PATTERNS = ["mul_one", "add_zero", "mul_zero", "sub_self", "neg_neg", "transposes", "reshapes",

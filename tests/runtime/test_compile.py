@@ -268,6 +268,15 @@ def test_dump_dir_writes_numbered_stages_and_summary(tmp_path, monkeypatch):
         assert s["ms"] >= 0
     assert "= grad(" in (dirs[0] / "00_traced.gir").read_text()
     assert "f32[5]" in (dirs[1] / "00_traced.gir").read_text()
+    # then the executable's StableHLO and optimized HLO, numbered after the stages
+    k = len(stage_names)
+    assert summary["executables"] == [f"{k:02d}_dumped.stablehlo.mlir",
+                                      f"{k + 1:02d}_dumped.optimized_hlo.txt"]
+    stablehlo = (dirs[0] / summary["executables"][0]).read_text()
+    hlo = (dirs[0] / summary["executables"][1]).read_text()
+    assert "func.func public @main" in stablehlo and "stablehlo." in stablehlo
+    assert hlo.startswith("HloModule") and "ENTRY" in hlo
+    assert 'op_name="jit(dumped)/n' in hlo  # the IR nodes' named scopes survive optimization
 
 
 def test_no_dump_without_env(tmp_path, monkeypatch):

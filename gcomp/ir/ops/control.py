@@ -87,3 +87,18 @@ def _scan(types, regions, length, reverse, num_consts, num_carry, unroll):
                          f"takes {_types(carry)}; the carry must keep its types")
     ys = [TensorType((length,) + y.shape, y.dtype) for y in outs[num_carry:]]
     return carry + ys
+
+
+@declare("fusion", "control", None, regions=("body",))
+def _fusion(types, regions):
+    """fusion(*operands) -> body(*operands): a group of ops meant to run as one kernel.
+
+    Made by the fusion pass (Note [Fusion] in passes/fusion.py): the body is the group's nodes,
+    the operands what they read from outside, the results what is read outside. It computes
+    exactly what its body does; it only names a group, lowered as one named scope so that the
+    optimized HLO's kernels can be mapped back to it."""
+    ins, outs = _signature(regions[0])
+    if ins != list(types):
+        raise ShapeError(f"fusion: region body takes {_types(ins)}, the operands are "
+                         f"{_types(types)}")
+    return outs

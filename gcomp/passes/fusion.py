@@ -1,0 +1,214 @@
+"""Fusion: group elementwise work with the producers and reductions it feeds into ``fusion``
+regions, one per kernel a backend would make of it.
+
+Note [Fusion]
+XLA fuses on its own; this pass does not change what runs (a ``fusion`` node lowers to its body
+inline, in a named scope). It makes the grouping *visible* and *addressable*: the IR dump shows
+which ops belong together, indented under one ``fusion`` line, and the named scope of each
+fusion (and of every node in it) lands in the optimized HLO's metadata, so ``kernels()`` can say
+which IR nodes, and which lines of the user's model, each XLA kernel came from.
+
+What joins a group: elementwise ops (the ``elementwise`` family, casts and selects included),
+the cheap data movement XLA fuses into loops (broadcast, reshape, transpose, slice, rev, pad,
+concatenate), and reductions, which end a group: a reduction's result may leave its group but
+no member reads it (XLA's reduce fusions have the reduce as root; a softmax is several groups).
+Matmuls, convolutions, windows, gathers and scatters, random draws and region ops stay outside:
+they are kernels of their own. Splats (``full``, ``iota``) are never members: each group that
+reads one gets its own copy in its body (as XLA duplicates broadcast constants into every
+fusion), so no group exports a splat; ``constant`` arrays stay where they are.
+
+The clustering is greedy in program order: each fusible node merges with the groups of the
+fusible producers it reads, one at a time, when the merge keeps the graph acyclic. Merging
+groups A and B is cycle-free when no value A reads from outside depends on B and none B reads
+depends on A; "depends" is a backwards walk that stops at nodes placed before the other group's
+first member (program order is topological, so they cannot depend on it) and, past a bound on its
+length, answers yes, which only refuses a merge. Groups relabel the smaller side, so the work is
+O(n log n) plus bounded walks. A group of one node, or of data movement only, is left alone.
+Last, the graph of groups and remaining nodes is sorted topologically (networkx, keyed by
+program position so the text keeps the user's order wherever it can) and rebuilt: each group
+becomes one node whose operands are what its members read from outside and whose results are
+what is read outside (by other nodes, outputs or state updates). The fusion node carries the
+source location of its last member; the members keep their own.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from ..ir.graph import Graph, Node, Value
+from ..ir.ops import OPS
+from .dce import dce
+from .manager import register
+
+MOVEMENT = frozenset({"broadcast", "reshape", "transpose", "slice", "rev", "pad", "concatenate"})
+REDUCTIONS = frozenset({"reduce_sum", "reduce_prod", "reduce_max", "reduce_min", "argmax",
+                        "argmin"})
+SPLATS = frozenset({"full", "iota"})  # copied into each group that reads them, never members
+NOT_FUSED = frozenset({"constant"}) | SPLATS
+WALK_LIMIT = 256  # nodes a dependence walk may visit before it gives up (refusing the merge)
+
+
+def fusible(node: Node) -> bool:
+    if node.op in NOT_FUSED or node.regions:
+        return False
+    return node.op in MOVEMENT or node.op in REDUCTIONS or (
+        node.op in OPS and OPS[node.op].family == "elementwise")
+
+
+def _computes(node: Node) -> bool:
+    return node.op not in MOVEMENT
+
+
+class _Groups:
+    def __init__(self, graph: Graph):
+        self.pos = {n: i for i, n in enumerate(graph.nodes)}
+        self.group: dict[Node, list[Node]] = {}  # member -> its group's member list
+
+    def first(self, g: list[Node]) -> int:
+        return self.pos[g[0]]  # members are kept in program order
+
+    def outside_reads(self, g: list[Node]) -> list[Node]:
+        """Producers (outside g) of the values g's members read."""
+        members = set(g)
+        out = []
+        for n in g:
+            for v in n.inputs:
+                p = v.producer
+                if p is not None and p not in members:
+                    out.append(p)
+        return out
+
+    def depends(self, producers: list[Node], g: list[Node]) -> bool:
+        """Whether any of ``producers`` (outside g) depends on a member of g."""
+        start, members = self.first(g), set(g)
+        stack = [p for p in producers if self.pos[p] >= start]
+        seen: set[Node] = set()
+        while stack:
+            n = stack.pop()
+            if n in members:
+                return True
+            if n in seen:
+                continue
+            seen.add(n)
+            if len(seen) > WALK_LIMIT:
+                return True  # too far to tell: refuse
+            for v in n.inputs:
+                p = v.producer
+                if p is not None and self.pos[p] >= start:
+                    stack.append(p)
+        return False
+
+    def can_merge(self, a: list[Node], b: list[Node]) -> bool:
+        for x, y in ((a, b), (b, a)):
+            ys = set(y)
+            for n in x:  # no member reads a reduction's result from the other group
+                if any(v.producer in ys and v.producer.op in REDUCTIONS for v in n.inputs):
+                    return False
+        return not self.depends([p for p in self.outside_reads(a) if p not in set(b)], b) and \
+            not self.depends([p for p in self.outside_reads(b) if p not in set(a)], a)
+
+    def merge(self, a: list[Node], b: list[Node]) -> list[Node]:
+        small, big = (a, b) if len(a) < len(b) else (b, a)
+        big.extend(small)
+        big.sort(key=self.pos.__getitem__)
+        for n in small:
+            self.group[n] = big
+        return big
+
+
+def clusters(graph: Graph) -> list[list[Node]]:
+    """The groups, each in program order, of two or more nodes including real work."""
+    gs = _Groups(graph)
+    for node in graph.nodes:
+        if not fusible(node):
+            continue
+        mine = gs.group[node] = [node]
+        producers = []
+        for v in node.inputs:
+            p = v.producer
+            if p is not None and p in gs.group and p.op not in REDUCTIONS:
+                g = gs.group[p]
+                if g is not mine and all(g is not q for q in producers):
+                    producers.append(g)
+        for g in sorted(producers, key=lambda g: -gs.pos[g[-1]]):  # the nearest first
+            if gs.group[g[0]] is not g or g is mine:
+                continue  # merged into another candidate already
+            if gs.can_merge(mine, g):
+                mine = gs.merge(mine, g)
+    seen, out = set(), []
+    for node in graph.nodes:
+        g = gs.group.get(node)
+        if g is None or id(g) in seen:
+            continue
+        seen.add(id(g))
+        if len(g) > 1 and any(_computes(n) for n in g):
+            out.append(g)
+    return out
+
+
+@register("fusion")
+def fusion(graph: Graph) -> Graph:
+    groups = clusters(graph)
+    if not groups:
+        return graph
+    group_of = {n: g for g in groups for n in g}
+    pos = {n: i for i, n in enumerate(graph.nodes)}
+    units: list = []  # a group (list of members) or a single node, in program order
+    unit_of: dict[Node, int] = {}
+    for n in graph.nodes:
+        g = group_of.get(n)
+        if g is None or g[0] is n:
+            for m in (g or [n]):
+                unit_of[m] = len(units)
+            units.append(g if g is not None else n)
+    key = [pos[u[0] if isinstance(u, list) else u] for u in units]
+    dag = nx.DiGraph()
+    dag.add_nodes_from(range(len(units)))
+    used_outside: set[Value] = set(graph.all_outputs)
+    for n in graph.nodes:
+        u = unit_of[n]
+        for v in n.inputs:
+            p = v.producer
+            if p is None or unit_of[p] == u or (p.op in SPLATS and n in group_of):
+                continue  # a group copies the splats it reads (_fuse)
+            dag.add_edge(unit_of[p], u)
+            used_outside.add(v)
+    order = nx.lexicographical_topological_sort(dag, key=key.__getitem__)
+
+    nodes: list[Node] = []
+    for u in order:
+        unit = units[u]
+        if isinstance(unit, Node):
+            nodes.append(unit)
+        else:
+            nodes.append(_fuse(unit, used_outside))
+    graph.nodes = nodes
+    return dce(graph)  # splats only the groups read are gone
+
+
+def _fuse(members: list[Node], used_outside: set[Value]) -> Node:
+    """One fusion node for ``members``, taking over the results read outside the group."""
+    inside = set(members)
+    body = Graph("body")
+    vmap: dict[Value, Value] = {}
+    operands: list[Value] = []
+    for n in members:
+        for v in n.inputs:
+            if v in vmap or v.producer in inside:
+                continue
+            p = v.producer
+            if p is not None and p.op in SPLATS:  # a splat is recomputed, not read
+                vmap[v] = body.add_node(p.op, [], dict(p.attrs), [v.type], p.loc).outputs[0]
+            else:
+                vmap[v] = body.add_input(v.type)
+                operands.append(v)
+        new = Node(n.op, [vmap[v] for v in n.inputs], dict(n.attrs), [], n.loc)
+        new.outputs = [Value(o.type, new, i) for i, o in enumerate(n.outputs)]
+        vmap.update(zip(n.outputs, new.outputs))
+        body.nodes.append(new)
+    results = [o for n in members for o in n.outputs if o in used_outside]
+    body.outputs = [vmap[v] for v in results]
+    node = Node("fusion", operands, {"regions": (body,)}, results, members[-1].loc)
+    for i, v in enumerate(results):  # the outer graph's users keep pointing at these Values
+        v.producer, v.index = node, i
+    return node

@@ -26,6 +26,7 @@ from ..ir.graph import Value
 from ..lowering.jit import to_function
 from ..passes import run_passes
 from ..passes.manager import Stage
+from . import check as _check
 from . import log
 
 _recompiles = log.get("recompiles")
@@ -144,6 +145,7 @@ class CompiledFunction:
         self._state_names = state_names  # () -> {id(tensor or module): name}, else closures
         self.passes = passes
         self.options = dict(options or {})  # pass options (Note [Pass options])
+        self._check = _check.enabled()  # GCOMP_CHECK (Note [Repros] in runtime/check.py)
         self.name = name or getattr(fn, "__name__", "fn")
         self.cache_limit = cache_limit or int(os.environ.get("GCOMP_CACHE_LIMIT", 8))
         self._cache: dict = {}
@@ -172,6 +174,8 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         if len(Mode.stack) > 1 and isinstance(Mode.stack[-1], TraceInterpreter):
             return self.fn(*args, **kwargs)  # inside another trace: inline
+        if self._check:
+            return self._checked_call(args, kwargs)
         if not kwargs:  # the fast path: plain tensor and scalar arguments
             entry = self._fast.get(_fast_key(args))
             if entry is not None and entry.plain and entry.guards_hold():
@@ -240,6 +244,16 @@ class CompiledFunction:
         tr = trace(self.fn, args, kwargs, name=self.name, state_names=self._state_names)
         traced_ms = (time.perf_counter() - t0) * 1e3
         stages = [Stage("traced", traced_ms, str(tr.graph), len(tr.graph.nodes))]
+        try:
+            return self._compile(tr, stages, t0)
+        except Exception as e:
+            if not self._check:
+                raise
+            arrays = [_at(args, kwargs, p)._storage.data for p in tr.arg_paths]
+            arrays += [st.data for st, _, _ in tr.captured]
+            raise _check.failure(self.name, tr.graph, arrays, e) from e
+
+    def _compile(self, tr, stages, t0) -> Entry:
         graph = run_passes(tr.graph.copy(), self.passes, stages=stages, options=self.options)
         diff = [i for i, rg in enumerate(tr.out_requires_grad) if rg]
         entry = Entry(tr, graph, stages, None, tr.arg_paths, list(tr.grad_reads), diff)
@@ -264,6 +278,28 @@ class CompiledFunction:
         entry.compile_ms = (time.perf_counter() - t0) * 1e3
         _dump(self.name, entry, self._size())
         return entry
+
+    def _checked_call(self, args, kwargs):
+        """A call under GCOMP_CHECK (Note [Repros] in runtime/check.py)."""
+        import numpy as np
+
+        entry = self._entry(args, kwargs)
+        arrays = []
+        for path in entry.arg_leaves:
+            x = _at(args, kwargs, path)
+            x._fresh()
+            if isinstance(x._storage.data, Value):
+                x._array("a compiled call")  # raises the traced-value error
+            arrays.append(x._storage.data)
+        arrays += [st.data for st in entry.state_storages]
+        saved = [np.asarray(a) for a in arrays]
+        try:
+            outs = entry.run.undonated(*arrays)
+        except Exception as e:
+            raise _check.failure(self.name, entry.trace.graph, saved, e) from e
+        _check.compare(self.name, entry.trace.graph, saved, outs, entry.n_out, entry.n_res,
+                       loose=bool(self.options.get("precision")))
+        return self._finish(entry, args, kwargs, arrays, outs)
 
     def _run(self, entry: Entry, args, kwargs):
         arrays = []
@@ -381,6 +417,11 @@ class _Executable:
                         self._plain = jax.jit(self.fn)
                     return self._plain(*arrays)
         return self.jitted(*arrays)
+
+    def undonated(self, *arrays):
+        if self._plain is None:
+            self._plain = jax.jit(self.fn)
+        return self._plain(*arrays)
 
     def lower(self, *args):
         return self.jitted.lower(*args)

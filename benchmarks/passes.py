@@ -12,7 +12,8 @@ Rows of two kinds:
 - generated graphs of n elementwise nodes (a mesh: each node reads two of the last eight values,
   with the x*1, double negations, constant subexpressions and duplicates traced code has), where
   the passes' total time is compared with XLA's compile time of the same graph unoptimized
-  (issue 5's target: the default pipeline under 10% of XLA's compile time at 10k nodes).
+  (issue 5's target: the default pipeline under 10% of XLA's compile time at 10k nodes), and
+  the passes' time per n log n across sizes (it must grow no faster than n log n).
 
 XLA compile time is ``jax.jit(...).lower(...).compile()`` of the graph's jax function, with the
 persistent cache off, so every number is a real compile.
@@ -152,10 +153,22 @@ def print_table(rows: list[dict]) -> None:
             print("  ".join("-" * wd for wd in widths))
 
 
+def print_growth(rows: list[dict]) -> None:
+    """The passes' time per n log2 n on the generated graphs, relative to the smallest: a
+    column that stays near 1 (or falls) is growth no faster than n log n."""
+    if len(rows) < 2:
+        return
+    per = [(r["traced"], r["passes_ms"] / (r["traced"] * np.log2(r["traced"]))) for r in rows]
+    base = per[0][1]
+    print("\nnodes  passes ms  passes / (n log n), relative to n = %d" % per[0][0])
+    for (n, v), r in zip(per, rows):
+        print(f"{n:>6}  {r['passes_ms']:9.1f}  {v / base:.2f}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", help=f"workloads (default {','.join(DEFAULT)})")
-    ap.add_argument("--sizes", default="1000,10000", help="generated graph sizes")
+    ap.add_argument("--sizes", default="1000,10000,50000", help="generated graph sizes")
     ap.add_argument("--steps", type=int, default=10, help="steps per timing round (0: skip)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-steps", action="store_true", help="skip the step-time columns")
@@ -168,6 +181,7 @@ def main(argv=None) -> int:
     rows += [generated_row(int(n)) for n in args.sizes.split(",") if n.strip()]
     print(f"# passes: {', '.join(DEFAULT_PIPELINE)}; {versions()}; {load_note(_cores())}")
     print_table(rows)
+    print_growth([r for r in rows if r["graph"].startswith("generated")])
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=2)

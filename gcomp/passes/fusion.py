@@ -18,12 +18,14 @@ reads one gets its own copy in its body (as XLA duplicates broadcast constants i
 fusion), so no group exports a splat; ``constant`` arrays stay where they are.
 
 The clustering is greedy in program order: each fusible node merges with the groups of the
-fusible producers it reads, one at a time, when the merge keeps the graph acyclic. Merging
+fusible producers it reads, one at a time, the nearest first, when the merge keeps the graph
+acyclic and the group within MAX_MEMBERS nodes. Merging
 groups A and B is cycle-free when no value A reads from outside depends on B and none B reads
 depends on A; "depends" is a backwards walk that stops at nodes placed before the other group's
 first member (program order is topological, so they cannot depend on it) and, past a bound on its
-length, answers yes, which only refuses a merge. Groups relabel the smaller side, so the work is
-O(n log n) plus bounded walks. A group of one node, or of data movement only, is left alone.
+length, answers yes, which only refuses a merge. A group keeps the values it reads from outside
+and its reductions' results up to date as it grows; a merge relabels the smaller side. So the
+work is O(n log n) plus walks of bounded length. A group of one node, or of data movement only, is left alone.
 Last, the graph of groups and remaining nodes is sorted topologically (networkx, keyed by
 program position so the text keeps the user's order wherever it can) and rebuilt: each group
 becomes one node whose operands are what its members read from outside and whose results are
@@ -46,6 +48,7 @@ REDUCTIONS = frozenset({"reduce_sum", "reduce_prod", "reduce_max", "reduce_min",
 SPLATS = frozenset({"full", "iota"})  # copied into each group that reads them, never members
 NOT_FUSED = frozenset({"constant"}) | SPLATS
 WALK_LIMIT = 256  # nodes a dependence walk may visit before it gives up (refusing the merge)
+MAX_MEMBERS = 64  # a bigger group is several kernels anyway, and unreadable in a dump
 
 
 def fusible(node: Node) -> bool:
@@ -59,33 +62,33 @@ def _computes(node: Node) -> bool:
     return node.op not in MOVEMENT
 
 
+class _Group:
+    """Members (in no particular order until the end), the first member's position, the
+    values members read from outside (``reads``, insertion-ordered) and the reductions'
+    results (which no member may read)."""
+
+    __slots__ = ("members", "first", "reads", "reduced")
+
+    def __init__(self, node: Node, pos: int):
+        self.members = [node]
+        self.first = pos
+        self.reads = dict.fromkeys(v for v in node.inputs if v.producer is not None)
+        self.reduced = set(node.outputs) if node.op in REDUCTIONS else set()
+
+
 class _Groups:
     def __init__(self, graph: Graph):
         self.pos = {n: i for i, n in enumerate(graph.nodes)}
-        self.group: dict[Node, list[Node]] = {}  # member -> its group's member list
+        self.group: dict[Node, _Group] = {}
 
-    def first(self, g: list[Node]) -> int:
-        return self.pos[g[0]]  # members are kept in program order
-
-    def outside_reads(self, g: list[Node]) -> list[Node]:
-        """Producers (outside g) of the values g's members read."""
-        members = set(g)
-        out = []
-        for n in g:
-            for v in n.inputs:
-                p = v.producer
-                if p is not None and p not in members:
-                    out.append(p)
-        return out
-
-    def depends(self, producers: list[Node], g: list[Node]) -> bool:
-        """Whether any of ``producers`` (outside g) depends on a member of g."""
-        start, members = self.first(g), set(g)
-        stack = [p for p in producers if self.pos[p] >= start]
+    def depends(self, reads, g: _Group) -> bool:
+        """Whether a value in ``reads`` (made outside g) depends on a member of g."""
+        start, group = g.first, self.group
+        stack = [v.producer for v in reads if self.pos[v.producer] >= start]
         seen: set[Node] = set()
         while stack:
             n = stack.pop()
-            if n in members:
+            if group.get(n) is g:
                 return True
             if n in seen:
                 continue
@@ -98,21 +101,27 @@ class _Groups:
                     stack.append(p)
         return False
 
-    def can_merge(self, a: list[Node], b: list[Node]) -> bool:
-        for x, y in ((a, b), (b, a)):
-            ys = set(y)
-            for n in x:  # no member reads a reduction's result from the other group
-                if any(v.producer in ys and v.producer.op in REDUCTIONS for v in n.inputs):
-                    return False
-        return not self.depends([p for p in self.outside_reads(a) if p not in set(b)], b) and \
-            not self.depends([p for p in self.outside_reads(b) if p not in set(a)], a)
+    def can_merge(self, a: _Group, b: _Group) -> bool:
+        if len(a.members) + len(b.members) > MAX_MEMBERS:
+            return False
+        if any(v in a.reads for v in b.reduced) or any(v in b.reads for v in a.reduced):
+            return False  # a reduction would feed its own group
+        group = self.group
+        return not self.depends([v for v in a.reads if group.get(v.producer) is not b], b) \
+            and not self.depends([v for v in b.reads if group.get(v.producer) is not a], a)
 
-    def merge(self, a: list[Node], b: list[Node]) -> list[Node]:
-        small, big = (a, b) if len(a) < len(b) else (b, a)
-        big.extend(small)
-        big.sort(key=self.pos.__getitem__)
-        for n in small:
+    def merge(self, a: _Group, b: _Group) -> _Group:
+        small, big = (a, b) if len(a.members) < len(b.members) else (b, a)
+        for n in small.members:
             self.group[n] = big
+            for o in n.outputs:
+                big.reads.pop(o, None)
+        for v in small.reads:
+            if self.group.get(v.producer) is not big:
+                big.reads[v] = None
+        big.members += small.members
+        big.first = min(big.first, small.first)
+        big.reduced |= small.reduced
         return big
 
 
@@ -122,17 +131,13 @@ def clusters(graph: Graph) -> list[list[Node]]:
     for node in graph.nodes:
         if not fusible(node):
             continue
-        mine = gs.group[node] = [node]
-        producers = []
+        mine = gs.group[node] = _Group(node, gs.pos[node])
+        candidates: list[_Group] = []
         for v in node.inputs:
-            p = v.producer
-            if p is not None and p in gs.group and p.op not in REDUCTIONS:
-                g = gs.group[p]
-                if g is not mine and all(g is not q for q in producers):
-                    producers.append(g)
-        for g in sorted(producers, key=lambda g: -gs.pos[g[-1]]):  # the nearest first
-            if gs.group[g[0]] is not g or g is mine:
-                continue  # merged into another candidate already
+            g = gs.group.get(v.producer) if v.producer is not None else None
+            if g is not None and g is not mine and all(g is not c for c in candidates):
+                candidates.append(g)
+        for g in sorted(candidates, key=lambda g: -g.first):  # the nearest first
             if gs.can_merge(mine, g):
                 mine = gs.merge(mine, g)
     seen, out = set(), []
@@ -141,8 +146,8 @@ def clusters(graph: Graph) -> list[list[Node]]:
         if g is None or id(g) in seen:
             continue
         seen.add(id(g))
-        if len(g) > 1 and any(_computes(n) for n in g):
-            out.append(g)
+        if len(g.members) > 1 and any(_computes(n) for n in g.members):
+            out.append(sorted(g.members, key=gs.pos.__getitem__))
     return out
 
 

@@ -504,9 +504,12 @@ def _dump(name: str, entry: Entry, index: int) -> None:
     d = Path(root) / f"{name}_{index}"
     d.mkdir(parents=True, exist_ok=True)
     summary = []
+    before = None
     for i, st in enumerate(entry.stages):
         (d / f"{i:02d}_{st.name}.gir").write_text(st.graph)
-        summary.append({"stage": st.name, "ms": round(st.ms, 3), "nodes": st.nodes})
+        summary.append({"stage": st.name, "ms": round(st.ms, 3), "nodes_before": before,
+                        "nodes": st.nodes})
+        before = st.nodes
     files = []
     k = len(entry.stages)
     for exe, graph, jitted in entry.executables:
@@ -667,7 +670,7 @@ def _split(entry, passes, options):
     names = resolve(passes, check_options(options))
     late = [n for n in names if n in LATE]  # they make regions the partition must not cut
     g = run_passes(g, [n for n in names if n not in LATE], options=options)
-    part = partition(g, n_outputs, cts)
+    part = partition(g, n_outputs, cts, check_options(options)["remat_budget"])
     if late:
         part.forward = run_passes(part.forward, late, options=options)
         part.backward = run_passes(part.backward, late, options=options)

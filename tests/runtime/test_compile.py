@@ -262,10 +262,12 @@ def test_dump_dir_writes_numbered_stages_and_summary(tmp_path, monkeypatch):
     assert files == [f"{i:02d}_{name}.gir" for i, name in enumerate(stage_names)]
     summary = json.loads((dirs[0] / "summary.json").read_text())
     assert [s["stage"] for s in summary["stages"]] == stage_names
+    before = None
     for s, name in zip(summary["stages"], files, strict=True):
         text = (dirs[0] / name).read_text()
         assert s["nodes"] == len(gcomp.ir.parse(text).nodes)
-        assert s["ms"] >= 0
+        assert s["nodes_before"] == before and s["ms"] >= 0
+        before = s["nodes"]
     assert "= grad(" in (dirs[0] / "00_traced.gir").read_text()
     assert "f32[5]" in (dirs[1] / "00_traced.gir").read_text()
     # then the executable's StableHLO and optimized HLO, numbered after the stages

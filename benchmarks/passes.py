@@ -160,7 +160,7 @@ def print_growth(rows: list[dict]) -> None:
         return
     per = [(r["traced"], r["passes_ms"] / (r["traced"] * np.log2(r["traced"]))) for r in rows]
     base = per[0][1]
-    print("\nnodes  passes ms  passes / (n log n), relative to n = %d" % per[0][0])
+    print(f"\nnodes  passes ms  passes / (n log n), relative to n = {per[0][0]}")
     for (n, v), r in zip(per, rows):
         print(f"{n:>6}  {r['passes_ms']:9.1f}  {v / base:.2f}")
 

@@ -195,6 +195,52 @@ def conv_attrs(stride, padding, lhs_dilation=None, rhs_dilation=None, **kw):
             "rhs_dilation": rhs_dilation or (1,) * n, **kw}
 
 
+# -- fused ops (gcomp/ir/ops/fused.py): torch's math written out -------------------------------
+def torch_attention(scale, mask="none"):
+    def f(q, k, v, m=None):
+        s = q @ k.transpose(-2, -1) * scale
+        if mask == "add":
+            s = s + m
+        elif mask == "allow":
+            s = s.masked_fill(~m, float("-inf"))
+        return torch.softmax(s, -1) @ v
+
+    return f
+
+
+def allow_mask(shape):
+    """A bool mask in which every row allows its first position."""
+    def make(r):
+        m = r.random(shape) < 0.5
+        m[..., 0] = True
+        return m
+
+    return make
+
+
+def targets(shape, classes):
+    return lambda r: r.integers(0, classes, shape)
+
+
+def torch_cross_entropy(ignore_index=-100, reduction="mean", smoothing=0.0):
+    """F.cross_entropy with class indices, differentiable in the weight (torch's is not)."""
+    def f(x, t, w=None):
+        C = x.shape[1]
+        w = torch.ones(C, dtype=x.dtype) if w is None else w
+        logp = torch.log_softmax(x, 1)
+        valid = t != ignore_index
+        safe = torch.where(valid, t, 0)
+        wt = w[safe] * valid
+        picked = -logp.gather(1, safe.unsqueeze(1)).squeeze(1) * wt
+        smooth = -(logp * w.reshape((1, C) + (1,) * (x.ndim - 2))).sum(1) * valid
+        loss = (1 - smoothing) * picked + smoothing / C * smooth
+        if reduction == "none":
+            return loss
+        return loss.sum() if reduction == "sum" else loss.sum() / wt.sum()
+
+    return f
+
+
 # -- control flow: regions built with the IR builder (Note [Regions] in gcomp/ir/graph.py) --------
 def region(name, in_shapes, body):
     """A float64 region: ``body(graph, *inputs)`` adds nodes and returns the outputs."""
@@ -234,6 +280,9 @@ def torch_rnn(w, h, xs, reverse=False):
     return h
 
 
+# fusion body (x, b) -> tanh(x * b) summed over its last axis: a group ending in a reduction
+FUSION_BODY = region("body", [(2, 3), (2, 3)], lambda g, x, b: [
+    _op(g, "reduce_sum", _op(g, "tanh", _op(g, "mul", x, b)), axes=[1])])
 SCAN = {"regions": (RNN_BODY,), "length": 4, "num_consts": 1, "num_carry": 1}
 SCAN_YS = {"regions": (YS_BODY,), "length": 4, "num_consts": 1, "num_carry": 0}
 COND = {"regions": (THEN, ELSE)}
@@ -459,6 +508,28 @@ ROWS: list[Row] = [
       torch_fn=torch_max_pool_grad),
     R("select_and_scatter_add", uniform((2, 3, 4, 4)), small_floats((2, 3, 7, 8)),
       id="select_and_scatter_add_ties", attrs=POOL2D, torch_fn=torch_max_pool_grad, fd=False),
+    # -- fused ops: attention (lax in float64, jax.nn.dot_product_attention for the f32 copies) --
+    R("scaled_dot_product_attention", uniform((2, 3, 4)), uniform((2, 5, 4)), uniform((2, 5, 4)),
+      id="attention", attrs={"scale": 0.5}, torch_fn=torch_attention(0.5)),
+    R("scaled_dot_product_attention", uniform((2, 2, 3, 4)), uniform((2, 2, 5, 4)),
+      uniform((2, 2, 5, 4)), uniform((2, 2, 3, 5)), id="attention_add_mask",
+      attrs={"scale": 0.3, "mask": "add"}, torch_fn=torch_attention(0.3, "add")),
+    R("scaled_dot_product_attention", uniform((3, 4)), uniform((5, 4)), uniform((5, 2)),
+      allow_mask((3, 5)), id="attention_allow_mask_value_size",
+      attrs={"scale": 0.7, "mask": "allow"}, torch_fn=torch_attention(0.7, "allow")),
+    R("cross_entropy", uniform((6, 5)), targets((6,), 5), id="cross_entropy",
+      attrs={}, torch_fn=torch_cross_entropy()),
+    R("cross_entropy", uniform((6, 5)), targets((6,), 5), uniform((5,), 0.5, 2.0),
+      id="cross_entropy_weight_ignore_smoothing",
+      attrs={"ignore_index": 1, "label_smoothing": 0.2, "weighted": True},
+      torch_fn=torch_cross_entropy(1, "mean", 0.2)),
+    R("cross_entropy", uniform((4, 3, 2)), targets((4, 2), 3), uniform((3,), 0.5, 2.0),
+      id="cross_entropy_none_spatial",
+      attrs={"ignore_index": 0, "reduction": "none", "weighted": True},
+      torch_fn=torch_cross_entropy(0, "none")),
+    R("cross_entropy", uniform((5, 4)), targets((5,), 4), id="cross_entropy_sum_smoothing",
+      attrs={"reduction": "sum", "label_smoothing": 0.5},
+      torch_fn=torch_cross_entropy(reduction="sum", smoothing=0.5)),
     # -- control flow: scan is differentiated by a reverse scan, cond by a cond --------------------
     R("scan", uniform((3, 3), -0.7, 0.7), uniform((2, 3)), uniform((4, 2, 3)), attrs=SCAN,
       ref=numpy_rnn, torch_fn=torch_rnn),
@@ -467,6 +538,11 @@ ROWS: list[Row] = [
       torch_fn=lambda w, h, xs: torch_rnn(w, h, xs, True)),
     R("scan", uniform((3, 3)), uniform((4, 2, 3)), id="scan_ys", attrs=SCAN_YS,
       ref=lambda w, xs: np.sin(xs @ w) * xs, torch_fn=lambda w, xs: torch.sin(xs @ w) * xs),
+    R("fusion", uniform((2, 3)), uniform((2, 3)), attrs={"regions": (FUSION_BODY,)},
+      ref=lambda x, b: np.tanh(x * b).sum(1), torch_fn=lambda x, b: torch.tanh(x * b).sum(1)),
+    # -- markers of the autodiff expansion and of rematerialization: identities --------------
+    R("grad_seed", uniform(), ref=lambda x: x, torch_fn=lambda x: x * 1),
+    R("optimization_barrier", uniform(), ref=lambda x: x, torch_fn=lambda x: x * 1),
     R("cond", const(True), uniform((2, 3)), uniform((3, 3)), id="cond_true", attrs=COND,
       ref=numpy_cond, torch_fn=torch_cond),
     R("cond", const(False), uniform((2, 3)), uniform((3, 3)), id="cond_false", attrs=COND,

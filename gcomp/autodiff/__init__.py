@@ -37,4 +37,14 @@ def first_ct(cts, outputs):
     return cts[0] if cts[0] is not None else P.zeros_like(outputs[0])
 
 
-from . import control, conv, elementwise, linalg, reduce, shape, window  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    control,
+    conv,
+    elementwise,
+    fused,
+    linalg,
+    reduce,
+    remat,
+    shape,
+    window,
+)

@@ -241,7 +241,7 @@ def _hoistable(g: Value, varying: set, tangent: set):
     while p is not None and p.op == "transpose":
         perms.append(p.attrs["perm"])
         p = p.inputs[0].producer
-    if p is None or p.op != "dot_general" or p.attrs["batch"]:
+    if p is None or p.op != "dot_general" or p.attrs["batch"] or p.attrs.get("accumulate"):
         return None
     a, b = p.inputs
     if not all(v in varying or v in tangent for v in (a, b)):

@@ -228,8 +228,9 @@ def _expand(graph, index: int) -> None:
         interp.loc = request.loc
         seed_map: dict = {}
         for o, s in zip(outs, seeds):
-            seed_map[o] = tensor_of(s) if o not in seed_map else \
-                dispatch.bind("add", seed_map[o], tensor_of(s))
+            # marks where the backward starts (Note [Rematerialization in one graph])
+            seed = dispatch.bind("grad_seed", tensor_of(s))
+            seed_map[o] = seed if o not in seed_map else dispatch.bind("add", seed_map[o], seed)
         result = backprop(seed_map, targets=list(wrt), producer=producer)
         interp.loc = request.loc
         grads = []

@@ -12,7 +12,8 @@ import functools
 import jax
 import numpy as np
 
-jax.config.update("jax_enable_x64", True)  # int64 is PyTorch's default integer; dtypes stay explicit
+# int64 is PyTorch's default integer; dtypes stay explicit
+jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import ml_dtypes  # noqa: E402
@@ -74,6 +75,17 @@ def jitted(op: str, attrs: tuple) -> callable:
     return jax.jit(functools.partial(rule, **kwargs))
 
 
-from . import control, conv, elementwise, linalg, random, reduce, shape, window  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    control,
+    conv,
+    elementwise,
+    fused,
+    linalg,
+    random,
+    reduce,
+    remat,
+    shape,
+    window,
+)
 
 __all__ = ["LOWERINGS", "lowers", "rule_for", "jitted", "to_jax_dtype", "from_jax_dtype", "jnp"]

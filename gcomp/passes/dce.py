@@ -3,9 +3,9 @@
 Every primitive is pure (random draws are functions of their key), so liveness is all there is.
 A control-flow node that stays is pruned too: a scan loses the ys nobody reads and the carries
 whose final value nobody reads and that no kept result depends on (such as the gradient
-accumulator of a const nobody differentiates), a cond or a fusion the results nobody reads; then their
-regions are cleaned the same way and operands no region reads any more are dropped. Regions are
-never edited in place (Note [Regions]): a pruned node gets new regions.
+accumulator of a const nobody differentiates), a cond or a fusion the results nobody reads;
+then their regions are cleaned the same way and operands no region reads any more are dropped.
+Regions are never edited in place (Note [Regions]): a pruned node gets new regions.
 """
 
 from __future__ import annotations

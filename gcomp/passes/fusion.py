@@ -25,7 +25,8 @@ depends on A; "depends" is a backwards walk that stops at nodes placed before th
 first member (program order is topological, so they cannot depend on it) and, past a bound on its
 length, answers yes, which only refuses a merge. A group keeps the values it reads from outside
 and its reductions' results up to date as it grows; a merge relabels the smaller side. So the
-work is O(n log n) plus walks of bounded length. A group of one node, or of data movement only, is left alone.
+work is O(n log n) plus walks of bounded length. A group of one node, or of data movement
+only, is left alone.
 Last, the graph of groups and remaining nodes is sorted topologically (networkx, keyed by
 program position so the text keeps the user's order wherever it can) and rebuilt: each group
 becomes one node whose operands are what its members read from outside and whose results are

@@ -37,13 +37,15 @@ from ..ir.graph import Graph
 from ..ir.verify import verify
 
 PASSES: dict[str, Callable[[Graph], Graph]] = {}
-DEFAULT_PIPELINE = ("autodiff", "simplify", "fold", "cse", "dce", "fusion")
+DEFAULT_PIPELINE = ("fuse_patterns", "autodiff", "simplify", "fold", "cse", "dce", "remat",
+                    "fusion")
 REQUIRED = ("autodiff",)  # what lowering needs: no grad node may reach it
 # Passes that group nodes into regions: a compiled module's joint graph is cut in two before
 # them, and each half runs them (runtime/compiled.py, _split).
 LATE = ("fusion",)
 # Where a pass an option asks for goes when the pipeline lacks it (Note [Pass options]).
-ORDER = ("autodiff", "simplify", "fold", "cse", "precision", "dce", "fusion")
+ORDER = ("fuse_patterns", "autodiff", "simplify", "fold", "cse", "precision", "dce", "remat",
+         "fusion")
 
 log = logging.getLogger("gcomp.passes")
 
@@ -213,16 +215,19 @@ def _insert(names: list[str], name: str) -> None:
 
 
 def run_passes(graph: Graph, names, stages: list | None = None, check: bool | None = None,
-               fuel: Fuel | int | None = None, options: dict | None = None) -> Graph:
+               fuel: Fuel | int | None = None, options: dict | None = None,
+               exact: bool = False) -> Graph:
     """Run the named passes in order. With ``stages``, append a Stage after each one. ``fuel``
     (a Fuel, a number of rewrites, or None for GCOMP_PASS_FUEL) bounds the rewrites of all of
-    them together (Note [Pass fuel]); ``options`` tune them (Note [Pass options])."""
+    them together (Note [Pass fuel]); ``options`` tune them (Note [Pass options]). ``exact``:
+    run ``names`` as given (a list already resolved), adding neither autodiff nor the passes
+    options need."""
     if check is None:
         check = os.environ.get("GCOMP_VERIFY", "1") != "0"
     if not isinstance(fuel, Fuel):
         fuel = Fuel.from_env() if fuel is None else Fuel(fuel)
     options = check_options(options)
-    names = resolve(names, options)
+    names = list(names) if exact else resolve(names, options)
     token, otoken = _FUEL.set(fuel), _OPTIONS.set(options)
     try:
         return _run(graph, names, stages, check)

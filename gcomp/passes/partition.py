@@ -12,11 +12,14 @@ executable that the tape node holds until backward runs (and drops after, or whe
 Residuals that are graph inputs (parameters, the batch) are not returned again: the tape node
 keeps the input arrays it was called with.
 
-Cheap nodes whose operands are graph inputs or other such nodes (constants, broadcasts, reshapes,
-transposes, casts of a weight or bias) are recomputed in the backward graph instead of saved:
-saving the 64x128 broadcast of a bias costs memory that recomputing it never does. This is the
-default, AOTAutograd-like choice; rematerialization (a min-cut over the joint graph) is a pass
-that refines it.
+Which forward values are residuals and which the backward graph recomputes is the minimum cut
+of Note [What the forward saves: a minimum cut] in passes/remat.py: the forward graph computes
+its outputs and state updates in any case; the backward reads what it needs either as residuals
+or by recomputing cheap nodes from residuals and inputs (a 64x128 broadcast of a bias is never
+saved; a GELU's input is saved and its output recomputed, where the old choice kept both).
+Forward nodes that only the backward reads (the derivative of an erf, built by the VJP from
+forward values) may move to the backward graph whatever their cost. The pipeline option
+``remat_budget`` bounds the residual bytes.
 """
 
 from __future__ import annotations
@@ -25,10 +28,7 @@ from dataclasses import dataclass
 
 from ..ir.graph import Graph, Node, Value
 from .dce import dce
-
-# Ops recomputed in the backward graph when their operands are graph inputs or recomputed values.
-RECOMPUTE = frozenset({"full", "constant", "iota", "broadcast", "reshape", "transpose", "cast", "slice",
-                       "squeeze", "expand_dims", "neg", "stop_gradient", "concatenate"})
+from .remat import choose
 
 
 @dataclass
@@ -39,9 +39,10 @@ class Partition:
     saved_inputs: list[int]  # forward input indices the backward graph reads
 
 
-def partition(joint: Graph, n_outputs: int, cotangents: list[Value]) -> Partition:
+def partition(joint: Graph, n_outputs: int, cotangents: list[Value],
+              budget: int | None = None) -> Partition:
     """``joint``'s outputs are the forward outputs (``n_outputs`` of them) then the gradients;
-    ``cotangents`` are its last inputs."""
+    ``cotangents`` are its last inputs. ``budget``: the most residual bytes (None: no bound)."""
     tainted: set[Value] = set(cotangents)
     backward_nodes: list[Node] = []
     forward_nodes: list[Node] = []
@@ -55,29 +56,23 @@ def partition(joint: Graph, n_outputs: int, cotangents: list[Value]) -> Partitio
 
     # forward values the backward part reads (including gradients that need no cotangent)
     grads = joint.outputs[n_outputs:]
-    needed: list[Value] = []
-    seen: set[Value] = set()
-    for v in [v for n in backward_nodes for v in n.inputs] + list(grads):
-        if v not in tainted and v not in seen:
-            seen.add(v)
-            needed.append(v)
-
-    # the cheap forward nodes reachable from graph inputs alone are recomputed, not saved
-    recomputable: set[Value] = set(inputs)
-    for n in forward_nodes:
-        if n.op in RECOMPUTE and all(v in recomputable for v in n.inputs):
-            recomputable.update(n.outputs)
-    recompute_nodes: list[Node] = []
-    want = {v for v in needed if v in recomputable and v not in inputs}
-    for n in reversed(forward_nodes):
-        if any(o in want for o in n.outputs):
-            recompute_nodes.append(n)
-            want.update(v for v in n.inputs if v not in inputs)
-    recompute_nodes.reverse()
-    recomputed = {o for n in recompute_nodes for o in n.outputs}
-    reads = [v for n in recompute_nodes for v in n.inputs] + needed
+    needed = list(dict.fromkeys(v for v in [v for n in backward_nodes for v in n.inputs] + grads
+                                if v not in tainted))
+    # what the forward graph computes in any case: its outputs and state updates
+    required: set[Node] = set()
+    stack = [v.producer for v in joint.outputs[:n_outputs] + [v for _, v in joint.updates]]
+    while stack:
+        n = stack.pop()
+        if n is not None and n not in required:
+            required.add(n)
+            stack.extend(v.producer for v in n.inputs)
+    choice = choose(forward_nodes, needed, required, budget, " (forward/backward partition)")
+    residuals = choice.saved
+    reads = [v for n in choice.recompute for v in n.inputs] + needed
+    constants = {v.producer for v in reads if v.producer is not None and not v.producer.inputs
+                 and v not in tainted}  # free to recompute: the backward makes its own
+    recompute_nodes = [n for n in forward_nodes if n in constants] + choice.recompute
     saved_inputs = sorted({inputs[v] for v in reads if v in inputs})
-    residuals = [v for v in needed if v not in inputs and v not in recomputed]
 
     fwd = Graph(joint.name)
     fwd.inputs = [v for v in joint.inputs if v not in tainted]

@@ -88,6 +88,7 @@ class Entry:
     spent: object = None  # the tape node of a step that ran backward inside (see _tape_call)
     wanted: list | None = None  # graph inputs whose gradients the tape node gives
     executables: list = field(default_factory=list)  # (name, graph, jitted) as lowered
+    early: object = None  # the graph before the LATE passes
 
     def __post_init__(self):
         self.n_out = len(self.graph.outputs)
@@ -139,13 +140,15 @@ class CompiledFunction:
     """A function compiled by gcomp.compile. Call it like the function it wraps."""
 
     def __init__(self, fn, *, passes="default", options=None, name=None, cache_limit=None,
-                 state_names=None):
+                 state_names=None, higher_order: str = "error"):
         functools.update_wrapper(self, fn, updated=())
         self.fn = fn
         self._state_names = state_names  # () -> {id(tensor or module): name}, else closures
         self.passes = passes
         self.options = dict(options or {})  # pass options (Note [Pass options])
         self._check = _check.enabled()  # GCOMP_CHECK (Note [Repros] in runtime/check.py)
+        # a backward under create_graph: "error", or "recompute" the function eagerly
+        self.higher_order = higher_order
         self.name = name or getattr(fn, "__name__", "fn")
         self.cache_limit = cache_limit or int(os.environ.get("GCOMP_CACHE_LIMIT", 8))
         self._cache: dict = {}
@@ -184,7 +187,7 @@ class CompiledFunction:
                 if any(type(d) is Value for d in arrays):
                     return self._run(entry, args, kwargs)  # raises a clear error
                 arrays += [st.data for st in entry.state_storages]
-                outs = entry.run(*arrays)
+                outs = entry.run.run(arrays)
                 if entry.trivial:
                     return _Tensor()(Storage(outs[0]), entry.out_types[0])
                 return self._finish(entry, args, kwargs, arrays, outs)
@@ -254,9 +257,19 @@ class CompiledFunction:
             raise _check.failure(self.name, tr.graph, arrays, e) from e
 
     def _compile(self, tr, stages, t0) -> Entry:
-        graph = run_passes(tr.graph.copy(), self.passes, stages=stages, options=self.options)
+        from ..passes.manager import LATE, Fuel, check_options, resolve
+
+        options = check_options(self.options)
+        names = resolve(self.passes, options)
+        fuel = Fuel.from_env()  # one budget for the whole pipeline (Note [Pass fuel])
+        early = run_passes(tr.graph.copy(), [n for n in names if n not in LATE], stages=stages,
+                           options=options, fuel=fuel, exact=True)
+        late = [n for n in names if n in LATE]
+        graph = run_passes(early.copy(), late, stages=stages, options=options, fuel=fuel,
+                           exact=True) if late else early
         diff = [i for i, rg in enumerate(tr.out_requires_grad) if rg]
         entry = Entry(tr, graph, stages, None, tr.arg_paths, list(tr.grad_reads), diff)
+        entry.early = early  # before the passes that make regions: what _split cuts
         donate = _donated(tr)
         if diff and not tr.backward_called and _diff_inputs(entry):
             t1 = time.perf_counter()
@@ -311,7 +324,7 @@ class CompiledFunction:
                 x._array("a compiled call")  # raises the traced-value error
             arrays.append(d)
         arrays += [st.data for st in entry.state_storages]
-        return self._finish(entry, args, kwargs, arrays, entry.run(*arrays))
+        return self._finish(entry, args, kwargs, arrays, entry.run.run(arrays))
 
     def _finish(self, entry, args, kwargs, arrays, outs):
         """Write state back and wrap the results."""
@@ -338,7 +351,8 @@ class CompiledFunction:
             t._grad = None
         tensors = [cls(Storage(r), ty) for r, ty in zip(outs[:n_out], entry.out_types)]
         if entry.diff_outputs and Mode.grad_enabled:
-            _tape_call(entry, args, kwargs, arrays, outs[n_out:n_out + entry.n_res], tensors)
+            _tape_call(entry, args, kwargs, arrays, outs[n_out:n_out + entry.n_res], tensors,
+                       self.fn if self.higher_order == "recompute" else None)
         tree = entry.trace.out_tree
         if entry.single_output is not None:
             return tensors[entry.single_output]
@@ -405,14 +419,21 @@ class _Executable:
         self._plain = None
 
     def __call__(self, *arrays):
+        return self.run(list(arrays))
+
+    def run(self, arrays: list):
+        """Run on the list ``arrays``, which the caller builds and holds only there."""
         if self.donate:
-            # Donate only buffers that nothing else holds: the Storage, the caller's list, this
-            # tuple and getrefcount's argument are 4 references. One more (a tape snapshot, a
-            # tensor from get_state(), the same array passed twice) means someone will read the
-            # old value: run the non-donating executable instead.
+            # Donate only buffers that nothing else holds: the Storage, the list and
+            # getrefcount's argument are 3 references. One more (a tape snapshot, a tensor from
+            # get_state(), the same array passed twice) means someone will read the old value:
+            # run the non-donating executable instead. (The count is taken here, on the list,
+            # because how many references a call with *args adds depends on CPython's calling
+            # convention: a Python __call__ with five or more arguments copies them into a
+            # tuple of its own.)
             refcount = sys.getrefcount
             for i in self.donate:
-                if refcount(arrays[i]) > 4:
+                if refcount(arrays[i]) > 3:
                     if self._plain is None:
                         self._plain = jax.jit(self.fn)
                     return self._plain(*arrays)
@@ -442,7 +463,7 @@ def _fast_key(args):
     tensor = Mode.tensor_class
     for a in args:
         t = type(a)
-        if t is tensor:
+        if t is tensor or (t not in _SCALARS and isinstance(a, tensor)):  # Parameters too
             if a._base is not None:
                 a._fresh()
             parts.append(a._type)
@@ -557,6 +578,27 @@ def compile(fn=None, *, passes="default", options=None, precision=None, name=Non
     return CompiledFunction(fn, **kw)
 
 
+def composite(fn, name: str | None = None):
+    """``fn``, a composite of gcomp ops (a loss, a layer's arithmetic), run as one compiled call
+    when called eagerly: one XLA executable for the forward and, when something needs its
+    gradient, one for the backward (Note [Compiled calls inside eager autograd]), instead of a
+    jitted call per op each way. Under a trace it is inlined like any other code. A backward
+    with create_graph=True recomputes ``fn`` op by op on the tape, so higher derivatives work.
+    Call it with positional arguments only (tensors, numbers, strings, None): the cheap path.
+    """
+    compiled = CompiledFunction(fn, name=name or fn.__name__, cache_limit=1 << 30,
+                                higher_order="recompute")
+
+    @functools.wraps(fn)
+    def call(*args):
+        if len(Mode.stack) > 1:  # tracing, or another interpreter: the ops themselves
+            return fn(*args)
+        return compiled(*args)
+
+    call.compiled = compiled
+    return call
+
+
 class CompiledModule:
     """``gcomp.compile(module)``: like torch.compile's OptimizedModule, but every attribute other
     than the call (parameters(), state_dict() with the module's own keys, train()/eval(), to(),
@@ -646,7 +688,7 @@ def _diff_inputs(entry):
     for i, rg in enumerate(entry.trace.arg_requires_grad):
         if rg:
             out.append(i)
-    for j, (st, t, state) in enumerate(entry.trace.captured):
+    for j, (_, t, _) in enumerate(entry.trace.captured):
         if t.requires_grad and t._grad_fn is None and t.dtype.is_floating_point:
             out.append(n_args + j)
     return out
@@ -658,7 +700,7 @@ def _split(entry, passes, options):
     from ..passes.manager import LATE, check_options, resolve
     from ..passes.partition import partition
 
-    g = entry.graph.copy()
+    g = entry.early.copy()
     g.name = g.name + "_joint"
     wanted = _diff_inputs(entry)
     outs = [g.outputs[i] for i in entry.diff_outputs]
@@ -667,19 +709,30 @@ def _split(entry, passes, options):
     node = g.add_node("grad", outs + cts + wrt, {"outputs": len(outs)}, loc=None)
     n_outputs = len(g.outputs)
     g.outputs = g.outputs + list(node.outputs)
-    names = resolve(passes, check_options(options))
+    options = check_options(options)
+    names = resolve(passes, options)
     late = [n for n in names if n in LATE]  # they make regions the partition must not cut
-    g = run_passes(g, [n for n in names if n not in LATE], options=options)
-    part = partition(g, n_outputs, cts, check_options(options)["remat_budget"])
+    # the partition's minimum cut chooses what to recompute here, not the remat pass
+    g = run_passes(g, [n for n in names if n not in LATE and n != "remat"], options=options,
+                   exact=True)
+    part = partition(g, n_outputs, cts, options["remat_budget"])
     if late:
-        part.forward = run_passes(part.forward, late, options=options)
-        part.backward = run_passes(part.backward, late, options=options)
+        part.forward = run_passes(part.forward, late, options=options, exact=True)
+        part.backward = run_passes(part.backward, late, options=options, exact=True)
     part.forward.name = entry.graph.name
     part.backward.name = entry.graph.name + "_backward"
     return part
 
 
-def _tape_call(entry, args, kwargs, arrays, residuals, tensors):
+def _flat_tensors(tree) -> list:
+    if isinstance(tree, (tuple, list)):
+        return [t for x in tree for t in _flat_tensors(x)]
+    if isinstance(tree, dict):
+        return [t for x in tree.values() for t in _flat_tensors(x)]
+    return [tree] if isinstance(tree, _Tensor()) else []
+
+
+def _tape_call(entry, args, kwargs, arrays, residuals, tensors, fn=None):
     from ..core import autograd as core_ag
 
     if entry.wanted is None:
@@ -713,11 +766,25 @@ def _tape_call(entry, args, kwargs, arrays, residuals, tensors):
         return
     srcs = [_at(args, kwargs, entry.arg_leaves[i]) if i < n_args
             else entry.trace.captured[i - n_args][1] for i in wanted]
+    recompute = None
+    if fn is not None:
+        def recompute(cts):
+            """create_graph=True: the function again, op by op on the tape, differentiated."""
+            from ..frontend.autograd import grad
+
+            outs = _flat_tensors(fn(*args, **kwargs))
+            diff = [outs[i] for i in entry.diff_outputs]
+            got = grad(diff, srcs, grad_outputs=[c if c is not None else o.new_zeros(o.shape)
+                                                 for c, o in zip(cts, diff)],
+                       create_graph=True, allow_unused=True)
+            return [g if g is not None else s.new_zeros(s.shape) for g, s in zip(got, srcs)]
     run, _, saved_inputs = entry.backward
     saved = list(residuals) + [arrays[i] for i in saved_inputs]
 
     def vjp(cts, inputs, outputs, **_):
         if Mode.grad_enabled:
+            if recompute is not None:
+                return recompute(cts)
             raise GcompError("differentiating the gradient of a compiled function "
                              "(create_graph=True through gcomp.compile) is not supported yet")
         ct_arrays = [c._storage.data if c is not None else jax.numpy.zeros(o._type.shape,

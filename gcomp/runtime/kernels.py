@@ -134,7 +134,7 @@ def kernels(hlo: str, graph, executable: str = "") -> Kernels:
 
     def names_in(comp: str, seen: set) -> list[str]:
         found = []
-        for name, shape, opcode, calls, op_name, kind in comps.get(comp, ()):
+        for _, _, _, calls, op_name, _ in comps.get(comp, ()):
             if op_name:
                 found.append(op_name)
             for c in calls:

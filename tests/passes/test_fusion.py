@@ -72,7 +72,7 @@ def test_groups_are_cycle_free_and_end_at_reductions():
     groups = clusters(g)
     assert len(groups) >= 5
     member = {n: k for k, grp in enumerate(groups) for n in grp}
-    for k, grp in enumerate(groups):
+    for grp in groups:
         assert all(fusible(n) for n in grp)
         for n in grp:  # nobody in a group reads a reduction of the same group
             assert not any(v.producer in grp and v.producer.op in REDUCTIONS for v in n.inputs)

@@ -20,7 +20,8 @@ from gcomp.ir import parse, verify
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p for p in GOLDEN.glob("*/*.gir") if not p.name.endswith(".expected.gir"))
-PASSES = ("simplify", "fold", "cse", "dce", "fusion")
+PASSES = ("simplify", "fold", "cse", "dce", "fusion", "fuse_patterns", "remat", "precision",
+          "conv_choice")
 
 
 def _expected(path: Path) -> Path:

@@ -3,9 +3,9 @@
 Random graphs (the strategies of tests/ir/test_roundtrip.py), with patterns each pass looks for
 grafted on (x*1, x+-0.0, x+0.0, x*0, x-x, transpose and reshape pairs, duplicates, constant
 subexpressions, ...), are interpreted before and after each pass on inputs holding NaN, infinities
-and signed zeros: simplify, cse, dce and fusion give the same bits (NaN is NaN, -0.0 is not 0.0), fold
-and the default pipeline the same values to float tolerance. Then a traced training step gives
-the same losses and parameters with the default pipeline and with passes="none".
+and signed zeros: simplify, cse, dce and fusion give the same bits (NaN is NaN, -0.0 is not
+0.0), fold and the default pipeline the same values to float tolerance. Then a traced training
+step gives the same losses and parameters with the default pipeline and with passes="none".
 """
 
 from __future__ import annotations

@@ -144,4 +144,15 @@ def check_axis(op: str, axis: int, ndim: int) -> None:
         raise ShapeError(f"{op}: axis {axis} out of range for rank {ndim}")
 
 
-from . import control, conv, elementwise, linalg, random, reduce, shape, window  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    control,
+    conv,
+    elementwise,
+    fused,
+    linalg,
+    random,
+    reduce,
+    remat,
+    shape,
+    window,
+)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from ..errors import ShapeError
 from ..types import TensorType
 from . import declare, same_dtype
+from .linalg import accumulate_dtype
+
+# how the lowering computes a convolution (passes/conv_choice.py, lowering/conv.py)
+ALGORITHMS = ("xla", "im2col", "kn2row")
 
 
 def conv_out_size(n, k, stride, lo, hi, lhs_dil, rhs_dil):
@@ -19,12 +23,20 @@ def conv_out_size(n, k, stride, lo, hi, lhs_dil, rhs_dil):
 
 @declare("convolution", "conv", 2,
          {"stride": "ints", "padding": "int_pairs", "lhs_dilation": "ints",
-          "rhs_dilation": "ints", "groups": "int", "batch_groups": "int"},
-         {"groups": 1, "batch_groups": 1})
-def _convolution(types, stride, padding, lhs_dilation, rhs_dilation, groups, batch_groups):
-    """lax.conv_general_dilated in NC*/OI* layout; ``groups`` is feature_group_count."""
+          "rhs_dilation": "ints", "groups": "int", "batch_groups": "int", "accumulate": "str",
+          "algorithm": "str"},
+         {"groups": 1, "batch_groups": 1, "accumulate": "", "algorithm": "xla"})
+def _convolution(types, stride, padding, lhs_dilation, rhs_dilation, groups, batch_groups,
+                 accumulate, algorithm):
+    """lax.conv_general_dilated in NC*/OI* layout; ``groups`` is feature_group_count;
+    ``accumulate`` as dot_general's (Note [Accumulation dtype] in linalg.py); ``algorithm`` how
+    the lowering computes it, "xla", "im2col" or "kn2row" (Note [im2col lowering] in
+    lowering/conv.py)."""
     x, w = types
-    dtype = same_dtype("convolution", types)
+    if algorithm not in ALGORITHMS:
+        raise ShapeError(f"convolution: algorithm must be one of {', '.join(ALGORITHMS)}, got "
+                         f"{algorithm!r}")
+    dtype = accumulate_dtype("convolution", same_dtype("convolution", types), accumulate)
     nsp = x.ndim - 2
     if nsp < 1 or w.ndim != x.ndim:
         raise ShapeError(f"convolution: need (N, C, *spatial) and (O, I, *kernel), got {x} and {w}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gcomp import GcompError, Tensor
 from gcomp.core import prims as P
+from gcomp.runtime.compiled import composite
 
 from ._common import expand
 
@@ -36,6 +37,12 @@ def linear(input: Tensor, weight: Tensor, bias=None) -> Tensor:
         a = f"{rows}x{input.shape[-1] if input.ndim else 1}"
         b = "x".join(map(str, reversed(weight.shape)))
         raise GcompError(f"mat1 and mat2 shapes cannot be multiplied ({a} and {b})")
+    return _linear(input, weight, bias)
+
+
+@composite
+def _linear(input, weight, bias):
+    """Eagerly one compiled call forward and one backward (runtime.compiled.composite)."""
     out = P.dot_general(input, weight, contract=((input.ndim - 1, weight.ndim - 1),))
     return _add_bias(out, bias)
 

@@ -18,6 +18,7 @@ import numpy as np
 import gcomp
 from gcomp import GcompError, Tensor
 from gcomp.core import prims as P
+from gcomp.runtime.compiled import composite
 
 from ._activation import _softplus_neg, log_softmax
 from ._common import (
@@ -202,6 +203,16 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     reduction = check_reduction(legacy_reduction(size_average, reduce, reduction))
     if not 0.0 <= label_smoothing <= 1.0:
         raise NNValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    if not target.dtype.is_floating_point:
+        t_host = host_value(target)  # PyTorch's checks of concrete targets, before compiling
+        if t_host is not None and input.ndim >= 1:
+            _all_valid(t_host, input.shape[0 if input.ndim == 1 else 1], ignore_index)
+    return _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing)
+
+
+@composite
+def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing):
+    """Eagerly one compiled call forward and one backward (runtime.compiled.composite)."""
     class_dim = 0 if input.ndim == 1 else 1
     logp = log_softmax(input, class_dim)
     if target.dtype.is_floating_point:

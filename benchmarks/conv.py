@@ -1,0 +1,204 @@
+"""Convolution lowering choice: XLA's convolution vs im2col, per convolution and per training step.
+
+    python benchmarks/conv.py [--steps 10] [--repeat 7] [--warmup 3] [--quick] [--json out.json]
+
+(a) Per convolution: every convolution of the CNN workload's compiled training step (the two
+    forward ones and, after autodiff, the input gradient of the second and the weight gradients
+    of both), plus a few other shapes (3x3 with many channels, 1x1, depthwise, strided, 1-d),
+    each jitted alone with every ``algorithm`` (xla, im2col, kn2row): the median ms of each, the
+    cost model's estimates and its choice (passes/conv_choice.py, Note [Choosing a convolution
+    algorithm]); a `!` marks a convolution where the choice is over 10% slower than the fastest.
+(b) The whole CNN training step (32x3x32x32, Adam): gcomp compiled with the conv_choice pass
+    set to each algorithm and to auto, against the hand-written JAX step (jax_steps.py) and torch
+    eager at 1 and 2 threads. Target: compiled (auto) faster than torch eager.
+
+Everything is timed in turns (workloads.measure), so load hits all variants alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import jax_steps
+import numpy as np
+import torch
+from workloads import WORKLOADS, cores, gcomp_sync, load_note, measure, train_step, versions
+
+import gcomp
+from gcomp.ir import parse
+from gcomp.ir.ops.conv import ALGORITHMS
+from gcomp.lowering import rule_for
+from gcomp.passes.conv_choice import choose, estimate
+from gcomp.passes.manager import DEFAULT_PIPELINE
+
+# (name, x shape, w shape, attrs) beyond the CNN's own convolutions
+EXTRA = [
+    ("3x3 64->64", (16, 64, 16, 16), (64, 64, 3, 3), {"padding": ((1, 1), (1, 1))}),
+    ("1x1 128->128", (16, 128, 8, 8), (128, 128, 1, 1), {}),
+    ("3x3 s2 16->32", (32, 16, 32, 32), (32, 16, 3, 3),
+     {"stride": (2, 2), "padding": ((1, 1), (1, 1))}),
+    ("depthwise 3x3 x32", (16, 32, 16, 16), (32, 1, 3, 3),
+     {"padding": ((1, 1), (1, 1)), "groups": 32}),
+    ("conv1d k5 16->32", (32, 16, 128), (32, 16, 5), {}),
+]
+
+
+def _attrs(nsp, attrs):
+    full = {"stride": (1,) * nsp, "padding": ((0, 0),) * nsp, "lhs_dilation": (1,) * nsp,
+            "rhs_dilation": (1,) * nsp, "groups": 1, "batch_groups": 1}
+    full.update(attrs)
+    return full
+
+
+def cnn_step(w, state, passes, conv):
+    model, crit, opt = w.build(gcomp, state)
+    params = list(model.parameters())
+    options = {} if conv is None else {"conv": conv}
+    compiled = gcomp.compile(lambda x, y: train_step(model, crit, opt, x, y), passes=passes,
+                             options=options, name="cnn_step")
+    return compiled, params
+
+
+def step_convolutions(w, state, x, y):
+    """(name, node) of each convolution of the CNN's compiled step, after autodiff."""
+    compiled, _ = cnn_step(w, state, list(DEFAULT_PIPELINE), None)
+    graph = parse(compiled.ir(gcomp.tensor(x), gcomp.tensor(y)))
+    return [(f"cnn {n.loc.split()[0] if n.loc else ''} {i}", n)
+            for i, n in enumerate(n for n in graph.nodes if n.op == "convolution")]
+
+
+def time_fn(fn, args, reps, n):
+    jax.block_until_ready(fn(*args))
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            r = fn(*args)
+        jax.block_until_ready(r)
+        ts.append((time.perf_counter() - t0) / n * 1e3)
+    return statistics.median(ts)
+
+
+def per_convolution(rows, reps, n):
+    rng = np.random.default_rng(0)
+    rule = rule_for("convolution")
+    out = []
+    for name, xs, ws, attrs, node in rows:
+        x = jnp.asarray(rng.standard_normal(xs).astype(np.float32))
+        k = jnp.asarray(rng.standard_normal(ws).astype(np.float32))
+        ms = {}
+        for alg in ALGORITHMS:
+            fn = jax.jit(functools.partial(rule, **attrs, algorithm=alg))
+            ms[alg] = time_fn(fn, (x, k), reps, n)
+        out_shape = jax.eval_shape(functools.partial(rule, **attrs), x, k).shape
+        est = estimate(xs, ws, out_shape, attrs["groups"], attrs["batch_groups"])
+        model = choose(node, "cpu") if node is not None else min(ALGORITHMS, key=est.get)
+        out.append({"name": name, "x": list(xs), "w": list(ws), "ms": ms,
+                    "faster": min(ms, key=ms.get), "model": model,
+                    "model_ms": {k: v / 1e6 for k, v in est.items()}})
+    return out
+
+
+def whole_step(w, args):
+    state = w.reference_state()
+    x, y = w.data()
+    gx, gy = gcomp.tensor(x), gcomp.tensor(y)
+    cases = {}
+    passes = [*DEFAULT_PIPELINE, "conv_choice"]
+    for conv in (*ALGORITHMS, "auto"):
+        compiled, params = cnn_step(w, state, passes, conv)
+        cases[f"gcomp {conv}"] = ((lambda c=compiled: c(gx, gy)),
+                                  (lambda loss, p=params: gcomp_sync(loss, *p)))
+    jitted = jax.jit(jax_steps.make_step(w), donate_argnums=(0, 1))
+    held = list(jax_steps.initial(w, state))
+    jx, jy = jnp.asarray(x), jnp.asarray(y)
+
+    def jax_step():
+        held[0], held[1], loss = jitted(held[0], held[1], jx, jy)
+        return loss
+
+    cases["jax"] = (jax_step, lambda loss: jax.block_until_ready((loss, held)))
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    for threads in (1, 2):
+        tm, tc, to = w.build(torch, state)
+
+        def torch_step(tm=tm, tc=tc, to=to, threads=threads):
+            torch.set_num_threads(threads)
+            return train_step(tm, tc, to, tx, ty)
+
+        cases[f"torch {threads} thread{'s' if threads > 1 else ''}"] = (torch_step,
+                                                                        lambda loss: None)
+    return measure(cases, args.steps, args.repeat, args.warmup)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="few steps and repeats (noisy)")
+    ap.add_argument("--json", metavar="PATH")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.steps, args.repeat, args.warmup = 3, 3, 2
+    w = WORKLOADS["cnn"]
+    print(f"{versions()}; {load_note(cores())}; backend {jax.default_backend()}")
+
+    state = w.reference_state()
+    x, y = w.data()
+    rows = []
+    for name, node in step_convolutions(w, state, x, y):
+        attrs = {k: v for k, v in node.attrs.items() if k not in ("algorithm", "accumulate")}
+        rows.append((name, node.inputs[0].type.shape, node.inputs[1].type.shape, attrs, node))
+    for name, xs, ws, attrs in EXTRA:
+        rows.append((name, xs, ws, _attrs(len(xs) - 2, attrs), None))
+    print("measuring each convolution ...", file=sys.stderr, flush=True)
+    convs = per_convolution(rows, args.repeat, 2 * args.steps)
+    print("\n(a) one convolution, ms (median); the cost model's estimate; its choice")
+    print(f"{'convolution':<22} {'x':<18} {'w':<16} "
+          + " ".join(f"{a:>7}" for a in ALGORITHMS) + "  | model: "
+          + " ".join(f"{a:>7}" for a in ALGORITHMS) + "  choice")
+    for r in convs:
+        bad = "" if _close(r["ms"], r["model"]) else f"  ! {r['faster']} is faster"
+        print(f"{r['name']:<22} {str(tuple(r['x'])):<18} {str(tuple(r['w'])):<16} "
+              + " ".join(f"{r['ms'][a]:7.3f}" for a in ALGORITHMS) + "  |        "
+              + " ".join(f"{r['model_ms'][a]:7.3f}" for a in ALGORITHMS)
+              + f"  {r['model']}{bad}")
+
+    print("measuring the CNN training step ...", file=sys.stderr, flush=True)
+    res = whole_step(w, args)
+    print(f"\n(b) CNN training step ({w.what}), ms/step")
+    med = {k: v.get("median") for k, v in res.items()}
+    ref = med.get("torch 1 thread")
+    for k, v in res.items():
+        if "error" in v:
+            print(f"{k:<16} error: {v['error']}")
+            continue
+        ratio = f"{v['median'] / ref:6.2f}x torch 1 thread" if ref else ""
+        print(f"{k:<16} {v['median']:8.2f}  (min {v['min']:.2f}, max {v['max']:.2f})  {ratio}")
+    auto, torch_best = med.get("gcomp auto"), min(
+        (m for k, m in med.items() if k.startswith("torch") and m), default=None)
+    if auto and torch_best:
+        verdict = "met" if auto < torch_best else "MISSED"
+        print(f"target compiled (auto) < torch eager (best of 1, 2 threads): "
+              f"{auto:.2f} vs {torch_best:.2f} ms: {verdict}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"versions": versions(), "load": load_note(cores()), "convolutions": convs,
+                       "cnn_step_ms": res}, f, indent=2)
+
+
+def _close(ms: dict, chosen: str) -> bool:
+    """The chosen algorithm is within 10% of the fastest: too close to call on a noisy machine."""
+    return ms[chosen] <= 1.1 * min(ms.values())
+
+
+if __name__ == "__main__":
+    main()

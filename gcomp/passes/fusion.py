@@ -21,9 +21,12 @@ The clustering is greedy in program order: each fusible node merges with the gro
 fusible producers it reads, one at a time, the nearest first, when the merge keeps the graph
 acyclic and the group within MAX_MEMBERS nodes. Merging
 groups A and B is cycle-free when no value A reads from outside depends on B and none B reads
-depends on A; "depends" is a backwards walk that stops at nodes placed before the other group's
-first member (program order is topological, so they cannot depend on it) and, past a bound on its
-length, answers yes, which only refuses a merge. A group keeps the values it reads from outside
+depends on A, where "depends" is taken in the graph with every group contracted to one node (a
+path may enter group C at one member and leave it from another: A -> matmul -> C -> matmul -> B
+makes A and B unmergeable although no single node links them). It is a backwards walk that
+stops at nodes (and groups) placed wholly before the other group's first member (program order
+is topological, so they cannot depend on it) and, past a bound on its length, answers yes,
+which only refuses a merge. A group keeps the values it reads from outside
 and its reductions' results up to date as it grows; a merge relabels the smaller side. So the
 work is O(n log n) plus walks of bounded length. A group of one node, or of data movement
 only, is left alone.
@@ -35,6 +38,8 @@ source location of its last member; the members keep their own.
 """
 
 from __future__ import annotations
+
+import logging
 
 import networkx as nx
 
@@ -48,6 +53,7 @@ REDUCTIONS = frozenset({"reduce_sum", "reduce_prod", "reduce_max", "reduce_min",
                         "argmin"})
 SPLATS = frozenset({"full", "iota"})  # copied into each group that reads them, never members
 NOT_FUSED = frozenset({"constant"}) | SPLATS
+log = logging.getLogger("gcomp.passes")
 WALK_LIMIT = 256  # nodes a dependence walk may visit before it gives up (refusing the merge)
 MAX_MEMBERS = 64  # a bigger group is several kernels anyway, and unreadable in a dump
 
@@ -68,11 +74,11 @@ class _Group:
     values members read from outside (``reads``, insertion-ordered) and the reductions'
     results (which no member may read)."""
 
-    __slots__ = ("members", "first", "reads", "reduced")
+    __slots__ = ("members", "first", "last", "reads", "reduced")
 
     def __init__(self, node: Node, pos: int):
         self.members = [node]
-        self.first = pos
+        self.first = self.last = pos
         self.reads = dict.fromkeys(v for v in node.inputs if v.producer is not None)
         self.reduced = set(node.outputs) if node.op in REDUCTIONS else set()
 
@@ -83,23 +89,28 @@ class _Groups:
         self.group: dict[Node, _Group] = {}
 
     def depends(self, reads, g: _Group) -> bool:
-        """Whether a value in ``reads`` (made outside g) depends on a member of g."""
-        start, group = g.first, self.group
-        stack = [v.producer for v in reads if self.pos[v.producer] >= start]
-        seen: set[Node] = set()
+        """Whether a value in ``reads`` (made outside g) depends on a member of g, in the graph
+        where every group is one node (so a path may enter another group at one member and
+        leave it at another)."""
+        start, group, pos = g.first, self.group, self.pos
+        stack = [v.producer for v in reads]
+        seen: set = set()
         while stack:
             n = stack.pop()
-            if group.get(n) is g:
+            h = group.get(n)
+            if h is g:
                 return True
-            if n in seen:
+            unit = n if h is None else h
+            if unit in seen:
                 continue
-            seen.add(n)
+            seen.add(unit)
+            if (pos[n] if h is None else h.last) < start:
+                continue  # all of it comes before g: it cannot depend on g
             if len(seen) > WALK_LIMIT:
                 return True  # too far to tell: refuse
-            for v in n.inputs:
-                p = v.producer
-                if p is not None and self.pos[p] >= start:
-                    stack.append(p)
+            for v in (n.inputs if h is None else h.reads):
+                if v.producer is not None:
+                    stack.append(v.producer)
         return False
 
     def can_merge(self, a: _Group, b: _Group) -> bool:
@@ -122,6 +133,7 @@ class _Groups:
                 big.reads[v] = None
         big.members += small.members
         big.first = min(big.first, small.first)
+        big.last = max(big.last, small.last)
         big.reduced |= small.reduced
         return big
 
@@ -179,7 +191,12 @@ def fusion(graph: Graph) -> Graph:
                 continue  # a group copies the splats it reads (_fuse)
             dag.add_edge(unit_of[p], u)
             used_outside.add(v)
-    order = nx.lexicographical_topological_sort(dag, key=key.__getitem__)
+    try:
+        order = list(nx.lexicographical_topological_sort(dag, key=key.__getitem__))
+    except nx.NetworkXUnfeasible:  # a bug in clusters(): leave the graph as it is
+        log.warning("fusion: the groups of %s would form a cycle; graph left unfused",
+                    graph.name)
+        return graph
 
     nodes: list[Node] = []
     for u in order:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import networkx as nx
 import numpy as np
+import torch
 
 import gcomp
 from gcomp import ir, nn
@@ -152,3 +153,25 @@ def test_kernels_of_a_compiled_module_cover_forward_and_backward():
     ks = cm.kernels(x)
     assert {k.executable for k in ks} == {"Block", "Block_backward"}
     assert any(k.fusions for k in ks if k.executable == "Block_backward")
+
+
+def test_groups_of_contracted_graphs_never_form_cycles(caplog):
+    """Two groups linked through matmuls both ways (a soft-target cross-entropy's backward): the
+    check walks the graph with groups contracted, so the topological rebuild never fails (it
+    would log a warning and leave the graph unfused)."""
+    rng = np.random.default_rng(0)
+    x = gcomp.tensor(rng.standard_normal((6, 5)).astype(np.float32), requires_grad=True)
+    p = rng.random((6, 5))
+    p = gcomp.tensor((p / p.sum(1, keepdims=True)).astype(np.float32))
+    crit = nn.CrossEntropyLoss(gcomp.tensor(rng.random(5).astype(np.float32)),
+                               reduction="sum", label_smoothing=0.15)
+    f = gcomp.compile(lambda a, b: crit(a, b))
+    with caplog.at_level("WARNING", logger="gcomp.passes"):
+        loss = f(x, p)
+        loss.backward()
+    assert not [r for r in caplog.records if "cycle" in r.getMessage()]
+    want = torch.nn.functional.cross_entropy(
+        torch.tensor(np.asarray(x.detach())), torch.tensor(np.asarray(p)),
+        weight=torch.tensor(np.asarray(crit.weight)), reduction="sum", label_smoothing=0.15)
+    np.testing.assert_allclose(float(loss), float(want), rtol=1e-5)
+    assert "= fusion(" in f.stages(x, p)[-2].graph  # the backward executable is fused

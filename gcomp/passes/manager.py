@@ -37,7 +37,7 @@ from ..ir.graph import Graph
 from ..ir.verify import verify
 
 PASSES: dict[str, Callable[[Graph], Graph]] = {}
-DEFAULT_PIPELINE = ("fuse_patterns", "autodiff", "simplify", "fold", "cse", "dce", "remat",
+DEFAULT_PIPELINE = ("fuse_patterns", "autodiff", "simplify", "fold", "cse", "dce", "conv_choice",
                     "fusion")
 REQUIRED = ("autodiff",)  # what lowering needs: no grad node may reach it
 # Passes that group nodes into regions: a compiled module's joint graph is cut in two before
@@ -45,7 +45,7 @@ REQUIRED = ("autodiff",)  # what lowering needs: no grad node may reach it
 LATE = ("fusion",)
 # Where a pass an option asks for goes when the pipeline lacks it (Note [Pass options]).
 ORDER = ("fuse_patterns", "autodiff", "simplify", "fold", "cse", "precision", "dce", "remat",
-         "fusion")
+         "conv_choice", "fusion")
 
 log = logging.getLogger("gcomp.passes")
 

@@ -241,3 +241,20 @@ def test_each_change_takes_fuel():
             + "  return %0, %1, %2\n}\n")
     g = run_passes(parse(text), ["conv_choice"], fuel=2)
     assert [n.attrs["algorithm"] for n in g.nodes] == ["im2col", "im2col", "xla"]
+
+
+@pytest.mark.parametrize("algorithm", ["xla", "im2col", "kn2row"])
+def test_low_precision_operands_accumulate_in_float32(algorithm):
+    """bf16 operands with ``accumulate="f32"`` (mixed precision): an f32 result equal to the
+    float64 convolution of the same bf16 values."""
+    import ml_dtypes
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 3, 9, 9)).astype(ml_dtypes.bfloat16)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(ml_dtypes.bfloat16)
+    attrs = dict(stride=(1, 1), padding=((1, 1), (1, 1)), lhs_dilation=(1, 1),
+                 rhs_dilation=(1, 1), groups=1, batch_groups=1)
+    want = _lax(x.astype(np.float64), w.astype(np.float64), **attrs)
+    got = np.asarray(conv_rule(x, w, **attrs, accumulate="f32", algorithm=algorithm))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -16,7 +16,9 @@ that folding never inflates the graph or the executable:
 - anything else stays as it is (its users may still fold), as does a node whose operands or
   result exceed EVAL_LIMIT elements.
 
-Region nodes and ``grad`` requests are never folded (rewrite.rewritable). The folded values are
+Region nodes and ``grad`` requests are never folded (rewrite.rewritable), nor is anything
+that is or comes from a subnormal float (XLA flushes those to zero in fused code but not op by
+op: _without_subnormals). The folded values are
 what XLA computes for the same ops; the executable, which fuses them with their neighbours, may
 round transcendental functions differently in the last place, so folding preserves results to
 float tolerance (the other rewriting passes preserve them exactly).
@@ -194,5 +196,37 @@ def fold(graph):
     e, known = _collect(graph)
     if not e.graph.outputs:
         return graph
-    memo = {"known": known, "values": _evaluate(e)}
+    values = _evaluate(e)
+    memo = {"known": _without_subnormals(graph, known, values), "values": values}
     return graph_rewrite(graph, RULES, "fold", memo=memo)
+
+
+def _subnormal(a: np.ndarray) -> bool:
+    if a.dtype.kind != "f" and a.dtype.name != "bfloat16":
+        return False
+    import ml_dtypes
+
+    a = np.asarray(a)
+    return bool(((a != 0) & (np.abs(a) < ml_dtypes.finfo(a.dtype).tiny)).any())
+
+
+def _without_subnormals(graph: Graph, known: dict, values: list) -> dict:
+    """``known`` less every value that is, or was evaluated from, a subnormal float: XLA
+    flushes subnormals to zero inside a fused computation (such as the evaluation's one jit)
+    but not when it runs an op on its own, as eager mode does, so such folds would change
+    results (sign(-1e-308) is -1 op by op and 0 under the evaluation's jit)."""
+    from ..lowering import to_jax_dtype
+
+    unsafe: set[Value] = set()
+    for n in graph.nodes:
+        if not n.outputs or n.outputs[0] not in known:
+            continue
+        k = known[n.outputs[0]]
+        if k.index is None:  # a leaf: its value is its attribute
+            bad = n.op in ("full", "constant") and _subnormal(
+                np.asarray(n.attrs["value"], to_jax_dtype(n.attrs["dtype"])))
+        else:
+            bad = any(v in unsafe for v in n.inputs) or _subnormal(values[k.index])
+        if bad:
+            unsafe.add(n.outputs[0])
+    return {v: k for v, k in known.items() if v not in unsafe}

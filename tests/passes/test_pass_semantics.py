@@ -154,6 +154,10 @@ def _same(got, want, exact: bool):
         if a.dtype.kind != "f" and a.dtype.name != "bfloat16":
             np.testing.assert_array_equal(a, b)
             continue
+        # XLA on CPU computes with subnormals flushed to zero (x * 1 of a subnormal x is 0
+        # there, while simplify's x * 1 -> x keeps it): compare modulo that flush, keeping
+        # the sign of zero
+        a, b = _flushed(a), _flushed(b)
         a64, b64 = a.astype(np.float64), b.astype(np.float64)
         np.testing.assert_array_equal(np.isnan(a64), np.isnan(b64))
         if exact:  # the same bits apart from NaN payloads: -0.0 is not 0.0
@@ -164,16 +168,18 @@ def _same(got, want, exact: bool):
                                        atol=1e-6, equal_nan=True)
 
 
+def _flushed(a: np.ndarray) -> np.ndarray:
+    import ml_dtypes
+
+    tiny = ml_dtypes.finfo(a.dtype).tiny
+    return np.where(np.abs(a) < tiny, np.copysign(np.zeros((), a.dtype), a), a).astype(a.dtype)
+
+
 def _check(g, inputs):
     want = ir.interpret(g, *inputs)
     seen = {str(g)}  # a graph printed like one already run computes the same: skip it
     for name in [*EXACT, "fold", "default"]:
-        # "default" without fuse_patterns and conv_choice: with them a random graph failed
-        # (hypothesis seed 7794345346598072711708836515936085215, not yet debugged; see the
-        # closing note of stop 10)
-        h = run_passes(g.copy(), [name] if name != "default" else
-                       [p for p in gcomp.passes.DEFAULT_PIPELINE
-                        if p not in ("fuse_patterns", "conv_choice")])
+        h = run_passes(g.copy(), [name] if name != "default" else "default")
         ir.verify(h)
         text = str(h)
         assert str(ir.parse(text)) == text
@@ -188,8 +194,6 @@ def test_passes_preserve_pattern_chains(case):
     _check(*case)
 
 
-@pytest.mark.xfail(reason="a random graph with a subnormal result differs after a pass; found at "
-                   "the end of stop 10, not yet debugged (see the closing note)", strict=False)
 @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
 @given(patterned(graphs()))
 def test_passes_preserve_random_graphs(case):

@@ -64,12 +64,7 @@ def workload_row(w, args) -> dict:
     stages = {s.name: s for s in compiled.stages(gx, gy)}
     row = {"graph": f"{w.name} step", "traced": stages["traced"].nodes,
            "autodiff": stages["autodiff"].nodes}
-    before = stages["autodiff"].nodes
-    for p in REWRITING:
-        row[p] = before - stages[p].nodes
-        before = stages[p].nodes
-    row["final"] = before
-    row["passes_ms"] = sum(stages[p].ms for p in REWRITING)
+    row.update(_removed(stages, row["traced"]))
     row["xla_ms"] = xla_compile_ms(gcomp.ir.parse(stages[REWRITING[-1]].graph))
     if args.steps:
         _, _, _, base_step, base_sync = _step(w, state, "none")
@@ -77,6 +72,20 @@ def workload_row(w, args) -> dict:
                       args.repeat, warmup=2)
         row["step_ms"] = {k: v.get("median") for k, v in res.items()}
     return row
+
+
+def _removed(stages: dict, traced: int) -> dict:
+    """Per rewriting pass, the nodes it removed (or grouped), each against the stage before it
+    in pipeline order (the pipeline starts with fuse_patterns, before autodiff); the nodes
+    left; the rewriting passes' total time."""
+    out, before = {}, traced
+    for p in DEFAULT_PIPELINE:
+        if p != "autodiff":
+            out[p] = before - stages[p].nodes
+        before = stages[p].nodes
+    out["final"] = before
+    out["passes_ms"] = sum(stages[p].ms for p in REWRITING)
+    return out
 
 
 def generated(n: int, seed: int = 0) -> Graph:
@@ -122,12 +131,7 @@ def generated_row(n: int) -> dict:
     total_ms = (time.perf_counter() - t0) * 1e3
     by = {s.name: s for s in stages}
     row = {"graph": f"generated {n}", "traced": len(g.nodes), "autodiff": by["autodiff"].nodes}
-    before = by["autodiff"].nodes
-    for p in REWRITING:
-        row[p] = before - by[p].nodes
-        before = by[p].nodes
-    row["final"] = before
-    row["passes_ms"] = sum(by[p].ms for p in REWRITING)
+    row.update(_removed(by, row["traced"]))
     row["pipeline_ms"] = total_ms  # with verification after each pass and printing stages
     row["xla_ms"] = xla_compile_ms(g)
     return row

@@ -418,9 +418,6 @@ class _Executable:
         self.jitted = jax.jit(fn, donate_argnums=donate) if donate else jax.jit(fn)
         self._plain = None
 
-    def __call__(self, *arrays):
-        return self.run(list(arrays))
-
     def run(self, arrays: list):
         """Run on the list ``arrays``, which the caller builds and holds only there."""
         if self.donate:

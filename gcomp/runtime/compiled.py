@@ -27,6 +27,7 @@ from ..lowering.jit import to_function
 from ..passes import run_passes
 from ..passes.manager import Stage
 from . import check as _check
+from . import fastpath as _fastpath
 from . import log
 
 _recompiles = log.get("recompiles")
@@ -89,6 +90,7 @@ class Entry:
     wanted: list | None = None  # graph inputs whose gradients the tape node gives
     executables: list = field(default_factory=list)  # (name, graph, jitted) as lowered
     early: object = None  # the graph before the LATE passes
+    hot: object = None  # its generated call, False if it has none (Note [The fast path])
 
     def __post_init__(self):
         self.n_out = len(self.graph.outputs)
@@ -154,6 +156,7 @@ class CompiledFunction:
         self._cache: dict = {}
         self._fast: dict = {}  # a cheaper key for plain tensor/scalar arguments -> entry
         self._last_key = None
+        self._hot = None  # the generated call of the last executable (Note [The fast path])
         self._hits = self._misses = 0
         self._warned = False
         self._reasons: list[str] = []
@@ -179,20 +182,40 @@ class CompiledFunction:
             return self.fn(*args, **kwargs)  # inside another trace: inline
         if self._check:
             return self._checked_call(args, kwargs)
-        if not kwargs:  # the fast path: plain tensor and scalar arguments
-            entry = self._fast.get(_fast_key(args))
+        if not kwargs:
+            hot = self._hot  # Note [The fast path] in runtime/fastpath.py
+            if hot is not None:
+                out = hot(args)
+                if out is not _fastpath.MISS:
+                    return out
+            entry = self._fast.get(_fast_key(args))  # plain tensor and scalar arguments
             if entry is not None and entry.plain and entry.guards_hold():
-                self._hits += 1
-                arrays = [a._storage.data for a in args if type(a) not in _SCALARS]
-                if any(type(d) is Value for d in arrays):
-                    return self._run(entry, args, kwargs)  # raises a clear error
-                arrays += [st.data for st in entry.state_storages]
-                outs = entry.run.run(arrays)
-                if entry.trivial:
-                    return _Tensor()(Storage(outs[0]), entry.out_types[0])
-                return self._finish(entry, args, kwargs, arrays, outs)
+                out = self._fast_run(entry, args)
+                self._make_hot(entry, args)
+                return out
         entry = self._entry(args, kwargs)
-        return self._run(entry, args, kwargs)
+        out = self._run(entry, args, kwargs)
+        if not kwargs:
+            self._make_hot(entry, args)
+        return out
+
+    def _make_hot(self, entry, args):
+        hot = entry.hot
+        if hot is None:
+            hot = entry.hot = _fastpath.make(self, entry, args) or False
+        self._hot = hot or None
+
+    def _fast_run(self, entry, args):
+        """A cache hit on plain tensor and scalar arguments, without the generated call."""
+        self._hits += 1
+        arrays = [a._storage.data for a in args if type(a) not in _SCALARS]
+        if any(type(d) is Value for d in arrays):
+            return self._run(entry, args, {})  # raises a clear error
+        arrays += [st.data for st in entry.state_storages]
+        outs = entry.run.run(arrays)
+        if entry.trivial:
+            return _Tensor()(Storage(outs[0]), entry.out_types[0])
+        return self._finish(entry, args, {}, arrays, outs)
 
     def _entry(self, args, kwargs) -> Entry:
         fast = None if kwargs else _fast_key(args)
@@ -387,6 +410,7 @@ class CompiledFunction:
     def cache_clear(self):
         self._cache.clear()
         self._fast.clear()
+        self._hot = None
         self._hits = self._misses = 0
         self._last_key = None
 

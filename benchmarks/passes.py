@@ -9,6 +9,10 @@ Rows of two kinds:
   after tracing and autodiff, then how many nodes each pass removes (simplify, fold, cse, dce),
   the nodes left, the passes' total time, XLA's compile time of the final graph, and the median
   step time with the default pipeline against passes="none" (timed in turns);
+- (after the table) rematerialization on a deep MLP and the Transformer (benchmarks/remat.py's
+  rows: XLA's peak temporary memory and step time with remat against without), and the CNN
+  training step with each convolution lowering against torch eager (benchmarks/conv.py's), then
+  issue 5's targets, each met or MISSED;
 - generated graphs of n elementwise nodes (a mesh: each node reads two of the last eight values,
   with the x*1, double negations, constant subexpressions and duplicates traced code has), where
   the passes' total time is compared with XLA's compile time of the same graph unoptimized
@@ -176,6 +180,10 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=10, help="steps per timing round (0: skip)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-steps", action="store_true", help="skip the step-time columns")
+    ap.add_argument("--no-remat", action="store_true",
+                    help="skip the rematerialization section (benchmarks/remat.py)")
+    ap.add_argument("--no-conv", action="store_true",
+                    help="skip the CNN step against torch eager (benchmarks/conv.py)")
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args(argv)
     if args.no_steps:
@@ -186,10 +194,74 @@ def main(argv=None) -> int:
     print(f"# passes: {', '.join(DEFAULT_PIPELINE)}; {versions()}; {load_note(_cores())}")
     print_table(rows)
     print_growth([r for r in rows if r["graph"].startswith("generated")])
+    out = {"passes": rows}
+    if not args.no_remat:
+        out["remat"] = remat_section(args)
+    if not args.no_conv:
+        out["cnn_vs_torch"] = conv_section(args)
+    print_targets(rows, out)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
+            json.dump(out, fh, indent=2, default=str)
     return 0
+
+
+def remat_section(args) -> list[dict]:
+    """benchmarks/remat.py's step rows (deep MLP, Transformer): peak temporary memory and step
+    time with remat against the default pipeline."""
+    import remat
+
+    ns = argparse.Namespace(steps=max(args.steps // 2, 2), repeat=args.repeat,
+                            layers=remat.LAYERS, budget=None)
+    rows = [r for n in remat.DEFAULT for r in remat.step_rows(n, ns)]
+    splits = [remat.split_row(n, ns) for n in remat.DEFAULT]
+    print(f"\n# rematerialization (remat before fusion, against the default pipeline); "
+          f"deep_mlp {remat.LAYERS}x Linear({remat.WIDTH}) + GELU, batch {remat.BATCH}")
+    remat.print_tables(rows, splits)
+    return rows + splits
+
+
+def conv_section(args) -> dict:
+    """benchmarks/conv.py's whole CNN step: conv_choice's algorithms against torch eager."""
+    import conv
+
+    ns = argparse.Namespace(steps=max(args.steps, 3), repeat=args.repeat, warmup=2)
+    res = conv.whole_step(WORKLOADS["cnn"], ns)
+    print(f"\n# CNN training step ({WORKLOADS['cnn'].what}), ms/step (median, min-max)")
+    for k, v in res.items():
+        if "error" in v:
+            print(f"{k:<18} error: {v['error']}")
+        else:
+            print(f"{k:<18} {v['median']:8.2f}  ({v['min']:.2f}-{v['max']:.2f})")
+    return res
+
+
+def print_targets(rows, out) -> None:
+    """Issue 5's targets, each met or MISSED, from the numbers above."""
+    print("\n# targets")
+    for r in rows:
+        if r["graph"] == "generated 10000" and r.get("passes_ms") and r.get("xla_ms"):
+            share = r["passes_ms"] / r["xla_ms"]
+            print(f"passes under 10% of XLA compile at 10k nodes: {100 * share:.1f}%: "
+                  f"{'met' if share < 0.10 else 'MISSED'}")
+    timed = [r for r in rows if r.get("step_ms") and None not in r["step_ms"].values()]
+    slower = [r["graph"] for r in timed if r["step_ms"]["default"] > r["step_ms"]["none"]]
+    if timed:
+        print("no example slower with the default pipeline: "
+              + ("met" if not slower else f"MISSED ({', '.join(slower)}; medians, one run)"))
+    for r in out.get("remat", []):
+        if r["workload"] == "deep_mlp" and r.get("variant") == "remat" and r.get("ratio"):
+            ok = r["reduction"] >= 0.30 and r["ratio"] <= 1.15
+            print(f"remat on the deep MLP: temp -{100 * r['reduction']:.0f}% at "
+                  f"{r['ratio']:.3f}x step time (>= 30% at <= 1.15x): {'met' if ok else 'MISSED'}")
+    res = out.get("cnn_vs_torch")
+    if res:
+        auto = res.get("gcomp auto", {}).get("median")
+        best = min((v["median"] for k, v in res.items() if k.startswith("torch")
+                    and v.get("median")), default=None)
+        if auto and best:
+            print(f"compiled CNN step faster than torch eager (best of 1, 2 threads): "
+                  f"{auto:.2f} vs {best:.2f} ms: {'met' if auto < best else 'MISSED'}")
 
 
 def _cores() -> int:

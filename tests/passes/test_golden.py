@@ -37,7 +37,9 @@ def _opt(capsys, *argv: str) -> str:
 def test_golden(path, capsys):
     text = path.read_text()
     assert str(parse(text)) == text, f"{path} is not in printed form (parse and print it)"
-    out = _opt(capsys, str(path), "--passes", path.parent.name)
+    # fuse_patterns' cases show attention fused, as on an accelerator (Note [Fused patterns])
+    extra = ["--option", "attention=fused"] if path.parent.name == "fuse_patterns" else []
+    out = _opt(capsys, str(path), "--passes", path.parent.name, *extra)
     expected = _expected(path)
     if os.environ.get("GCOMP_UPDATE_GOLDEN") == "1":
         expected.write_text(out)

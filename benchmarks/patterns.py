@@ -4,7 +4,9 @@
 
 Rows: the compiled training step of workloads.py's transformer (2 encoder layers, AdamW, cross
 entropy) and its compiled inference forward (eval mode, no grad), each with the default
-pipeline and with ``fuse_patterns`` in front of it (before autodiff, where it belongs). For each:
+pipeline without ``fuse_patterns`` ("default" below) and with it, attention fused
+(``options={"attention": "fused"}``; the default, "auto", leaves attention unfused on the CPU,
+Note [Fused patterns]) ("fused"). For each:
 the final graph's node count and how many fused ops it holds, the median ms per call of both
 (timed in turns, workloads.measure) and their ratio, and whether both give the same loss (or
 mean logit) to float tolerance. --quick uses a smaller batch and fewer repetitions.
@@ -23,20 +25,22 @@ from workloads import WORKLOADS, gcomp_sync, load_note, measure, train_step, ver
 import gcomp
 from gcomp.passes import DEFAULT_PIPELINE
 
-FUSED = ("fuse_patterns",) + tuple(DEFAULT_PIPELINE)
+UNFUSED = tuple(p for p in DEFAULT_PIPELINE if p != "fuse_patterns")
+ATTENTION = {"attention": "fused"}
 FUSED_OPS = ("scaled_dot_product_attention", "cross_entropy")
 
 
-def _train(w, state, passes):
+def _train(w, state, passes, options):
     model, crit, opt = w.build(gcomp, state)
     params = list(model.parameters())
     x, y = w.data()
     gx, gy = gcomp.tensor(x), gcomp.tensor(y)
-    c = gcomp.compile(lambda x, y: train_step(model, crit, opt, x, y), passes=passes)
+    c = gcomp.compile(lambda x, y: train_step(model, crit, opt, x, y), passes=passes,
+                      options=options)
     return c, (gx, gy), (lambda: c(gx, gy)), (lambda out: gcomp_sync(out, *params))
 
 
-def _infer(w, state, passes):
+def _infer(w, state, passes, options):
     model, _, _ = w.build(gcomp, state)
     model.eval()
     gx = gcomp.tensor(w.data()[0])
@@ -45,15 +49,15 @@ def _infer(w, state, passes):
         with gcomp.no_grad():
             return model(x).mean()
 
-    c = gcomp.compile(forward, passes=passes)
+    c = gcomp.compile(forward, passes=passes, options=options)
     return c, (gx,), (lambda: c(gx)), (lambda out: gcomp_sync(out))
 
 
 def row(kind, make, w, state, args) -> dict:
     print(f"measuring {kind} ...", file=sys.stderr, flush=True)
     cases, info = {}, {}
-    for name, passes in (("default", "default"), ("fused", FUSED)):
-        c, xs, call, sync = make(w, state, passes)
+    for name, passes, options in (("default", UNFUSED, None), ("fused", "default", ATTENTION)):
+        c, xs, call, sync = make(w, state, passes, options)
         final = c.stages(*xs)[-1]
         counts = gcomp.ir.parse(final.graph).op_counts()
         info[name] = {"nodes": final.nodes, "fused": sum(counts.get(o, 0) for o in FUSED_OPS),
@@ -86,8 +90,8 @@ def main(argv=None) -> int:
     rows = [row("train step", _train, w, state, args), row("inference", _infer, w, state, args)]
     print(f"# pattern fusion: {w.what}, x {list(w.x_shape)}; {versions()}; "
           f"{load_note(__import__('workloads').cores())}")
-    print(f"# medians of {args.repeat} rounds of {args.steps} calls; fused = fuse_patterns + "
-          "the default pipeline")
+    print(f"# medians of {args.repeat} rounds of {args.steps} calls; default = the default "
+          "pipeline without fuse_patterns; fused = with it, attention fused")
     head = ("graph", "nodes_default", "nodes_fused", "fused_ops", "ms_default", "ms_fused",
             "fused_vs_default", "same_result")
     print(" | ".join(head))

@@ -41,7 +41,7 @@ from .ir.types import bool_ as bool  # noqa: A001 - torch.bool
 from .runtime.compiled import CompiledFunction, CompiledModule, compile  # noqa: A004
 from .runtime.log import configure as _configure_log
 
-from . import autograd, cuda, ir  # noqa: E402
+from . import autograd, cuda, distributed, ir  # noqa: E402
 
 half, float, double, long, int = float16, float32, float64, int64, int32  # noqa: A001
 dtype = DType

@@ -25,6 +25,9 @@ class Mode:
     grad_enabled: bool = True
     stack: list = []  # interpreters; the eager one is at the bottom
     tensor_class: type = TensorBase  # set by the front end to its Tensor
+    # (op, inputs, exception) -> a GcompError for tensors on different devices, or None; set by
+    # the front end (Note [Devices and committed arrays] in frontend/device.py)
+    device_error = None
 
 
 def current():
@@ -85,7 +88,13 @@ class EagerInterpreter:
         fn = cache.fn
         if fn is None:
             fn = cache.fn = jitted(op, akey)
-        res = fn(*arrays)
+        try:
+            res = fn(*arrays)
+        except ValueError as e:  # costs nothing unless raised
+            err = Mode.device_error and Mode.device_error(op, inputs, e)
+            if err is None:
+                raise
+            raise err from None
         if len(out_types) == 1:
             res = (res,)
         cls = Mode.tensor_class

@@ -103,7 +103,13 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
     if isinstance(data, Tensor):
         from .ops import cast
 
-        return cast(data, dtype) if dtype is not None else data
+        out = cast(data, dtype) if dtype is not None and dtype != data.dtype else data
+        if device is None:
+            return out
+        from .device import device as Device
+        from .device import to_device
+
+        return to_device(out, Device(device))  # no copy when it is already there
     return tensor(data, dtype=dtype, device=device)
 
 
@@ -126,39 +132,64 @@ def _finish(out, requires_grad):
     return out
 
 
+def _on(out: Tensor, device) -> Tensor:
+    """``out`` committed to ``device`` when one is given (Note [Devices and committed arrays] in
+    frontend/device.py); inside gcomp.compile the executable's device decides."""
+    if device is None:
+        return out
+    from .device import device as Device
+    from .device import to_device
+
+    return to_device(out, Device(device), commit=True)
+
+
+def _like(out: Tensor, x, device) -> Tensor:
+    """For *_like: ``device`` if given, else ``x``'s device when ``x`` is committed (torch)."""
+    if device is not None:
+        return _on(out, device)
+    if isinstance(x, Tensor):
+        from .device import place_like
+
+        return place_like(out, x)
+    return out
+
+
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     from . import ops
 
     if dtype is None:
         dtype = (T.bool_ if isinstance(fill_value, bool) else T.int64
                  if isinstance(fill_value, int) else T.DEFAULT_FLOAT)
-    return _finish(ops.full(tuple(size), fill_value, dtype), requires_grad)
+    return _finish(_on(ops.full(tuple(size), fill_value, dtype), device), requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return full(_shape(size), 0.0, dtype=dtype or T.DEFAULT_FLOAT, requires_grad=requires_grad)
+    return full(_shape(size), 0.0, dtype=dtype or T.DEFAULT_FLOAT, device=device,
+                requires_grad=requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return full(_shape(size), 1.0, dtype=dtype or T.DEFAULT_FLOAT, requires_grad=requires_grad)
+    return full(_shape(size), 1.0, dtype=dtype or T.DEFAULT_FLOAT, device=device,
+                requires_grad=requires_grad)
 
 
 empty = zeros
 
 
 def zeros_like(x, *, dtype=None, device=None, requires_grad=False):
-    return full(x.shape, 0, dtype=dtype or x.dtype, requires_grad=requires_grad)
+    return full_like(x, 0, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def ones_like(x, *, dtype=None, device=None, requires_grad=False):
-    return full(x.shape, 1, dtype=dtype or x.dtype, requires_grad=requires_grad)
+    return full_like(x, 1, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 empty_like = zeros_like
 
 
 def full_like(x, fill_value, *, dtype=None, device=None, requires_grad=False):
-    return full(x.shape, fill_value, dtype=dtype or x.dtype, requires_grad=requires_grad)
+    out = full(x.shape, fill_value, dtype=dtype or x.dtype)
+    return _finish(_like(out, x, device), requires_grad)
 
 
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -186,7 +217,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
         from .ops import add, mul
 
         out = idx if (start, step) == (0, 1) else add(mul(idx, int(step)), int(start))
-    return _finish(out, requires_grad)
+    return _finish(_on(out, device), requires_grad)
 
 
 def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -195,13 +226,13 @@ def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False)
 
     dtype = dtype or T.DEFAULT_FLOAT
     if steps == 1:
-        return full((1,), start, dtype=dtype, requires_grad=requires_grad)
+        return full((1,), start, dtype=dtype, device=device, requires_grad=requires_grad)
     step = (end - start) / (steps - 1)
     i = bind("iota", shape=(steps,), dim=0, dtype=T.float64)
     up = add(mul(i, step), float(start))
     down = sub(float(end), mul(sub(float(steps - 1), i), step))
     out = cast(where(lt(i, steps // 2), up, down), dtype)
-    return _finish(out, requires_grad)
+    return _finish(_on(out, device), requires_grad)
 
 
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -210,7 +241,7 @@ def eye(n, m=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     m = n if m is None else m
     rows = bind("iota", shape=(n, m), dim=0, dtype=T.int64)
     cols = bind("iota", shape=(n, m), dim=1, dtype=T.int64)
-    return _finish(cast(eq(rows, cols), dtype or T.DEFAULT_FLOAT), requires_grad)
+    return _finish(_on(cast(eq(rows, cols), dtype or T.DEFAULT_FLOAT), device), requires_grad)
 
 
 # -- random numbers --------------------------------------------------------------------------
@@ -296,7 +327,8 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) ->
     from .ops import cast
 
     dtype = _random_float_dtype("rand", dtype)  # before drawing: an error leaves the state as is
-    return _finish(cast(_uniform_bits(_shape(size), generator), dtype), requires_grad)
+    out = cast(_uniform_bits(_shape(size), generator), dtype)
+    return _finish(_on(out, device), requires_grad)
 
 
 def _random_float_dtype(name, dtype):
@@ -314,7 +346,7 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -
     dtype = _random_float_dtype("randn", dtype)
     u = _uniform_bits(_shape(size), generator, open_interval=True)
     z = mul(erfinv(sub(mul(u, 2.0), 1.0)), math.sqrt(2.0))
-    return _finish(cast(z, dtype), requires_grad)
+    return _finish(_on(cast(z, dtype), device), requires_grad)
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None) -> Tensor:
@@ -330,19 +362,21 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
         raise user_error(GcompError, f"randint: high ({high}) must be greater than low ({low})")
     u = cast(_uniform_bits(tuple(size), generator), T.float64)
     out = add(cast(floor(mul(u, float(high - low))), T.int64), int(low))
-    return cast(out, dtype or T.int64)
+    return _on(cast(out, dtype or T.int64), device)
 
 
 def rand_like(x, *, dtype=None, device=None, requires_grad=False):
-    return rand(x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
+    out = rand(x.shape, dtype=dtype or x.dtype)
+    return _finish(_like(out, x, device), requires_grad)
 
 
 def randn_like(x, *, dtype=None, device=None, requires_grad=False):
-    return randn(x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
+    out = randn(x.shape, dtype=dtype or x.dtype)
+    return _finish(_like(out, x, device), requires_grad)
 
 
-def randint_like(x, low, high=None, *, dtype=None):
-    return randint(low, high, x.shape, dtype=dtype or x.dtype)
+def randint_like(x, low, high=None, *, dtype=None, device=None):
+    return _like(randint(low, high, x.shape, dtype=dtype or x.dtype), x, device)
 
 
 def bernoulli(p, *, generator=None) -> Tensor:

@@ -70,20 +70,26 @@ def _type_as(self, other):
 
 
 def _to(self, *args, **kwargs):
-    """to(dtype), to(device), to(device, dtype), to(other_tensor); copy=False returns self when
-    nothing changes."""
+    """to(dtype), to(device), to(device, dtype), to(other_tensor), then optionally non_blocking
+    and copy (torch's order). Returns self when nothing changes and copy is false; a move is
+    differentiable (Note [Devices and committed arrays] in frontend/device.py)."""
     from .device import device as Device
 
     dtype, dev = kwargs.get("dtype"), kwargs.get("device")
+    flags = []
     for a in args:
-        if isinstance(a, T.DType):
+        if isinstance(a, bool):
+            flags.append(a)  # non_blocking (ignored: jax transfers are asynchronous), copy
+        elif isinstance(a, T.DType):
             dtype = a
         elif isinstance(a, Tensor):
             dtype, dev = a.dtype, a.device
-        elif isinstance(a, (str, Device)):
+        elif isinstance(a, (str, int, Device)):
             dev = a
         elif a is not None:
-            raise user_error(GcompError, f"to(): unexpected argument {a!r}")
+            raise user_error(GcompError, f"to(): unexpected argument {a!r}; expected a device "
+                             "('cpu', 'cuda:0', gcomp.device(...)), a dtype or a tensor")
+    copy = kwargs.get("copy", flags[1] if len(flags) > 1 else False)
     out = self
     if dev is not None:
         from .device import to_device
@@ -91,7 +97,7 @@ def _to(self, *args, **kwargs):
         out = to_device(out, Device(dev))
     if dtype is not None and dtype != out.dtype:
         out = ops.cast(out, dtype)
-    if kwargs.get("copy") and out is self:
+    if copy and out is self:
         out = _clone(self)
     return out
 
@@ -108,19 +114,28 @@ def _contiguous(self, memory_format=None):
 
 def _new(fill):
     def f(self, *size, dtype=None, device=None, requires_grad=False):
-        return creation.full(shape_ops._sizes(size), fill, dtype=dtype or self.dtype,
-                             requires_grad=requires_grad)
+        return _new_full(self, shape_ops._sizes(size), fill, dtype=dtype, device=device,
+                         requires_grad=requires_grad)
 
     return f
 
 
 def _new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
-    return creation.full(tuple(size), fill_value, dtype=dtype or self.dtype,
-                         requires_grad=requires_grad)
+    """On ``device``, else on self's device (torch's new_* methods)."""
+    out = creation.full(tuple(size), fill_value, dtype=dtype or self.dtype)
+    return creation._finish(creation._like(out, self, device), requires_grad)
 
 
 def _new_tensor(self, data, dtype=None, device=None, requires_grad=False):
-    return creation.tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    out = creation.tensor(data, dtype=dtype or self.dtype)
+    return creation._finish(creation._like(out, self, device), requires_grad)
+
+
+def _cuda(device):
+    """tensor.cuda(), .cuda(1), .cuda("cuda:1"), .cuda(gcomp.device("cuda", 1))."""
+    if device is None:
+        return "cuda"
+    return device if not isinstance(device, int) else f"cuda:{device}"
 
 
 def _dtype_method(dtype):
@@ -202,8 +217,9 @@ Tensor.long = _dtype_method(T.int64)
 Tensor.int = _dtype_method(T.int32)
 Tensor.bool = _dtype_method(T.bool_)
 Tensor.type = lambda self, dtype=None: self.dtype.name if dtype is None else ops.cast(self, dtype)
-Tensor.cpu = lambda self: _to(self, "cpu")
-Tensor.cuda = lambda self, device=None: _to(self, "cuda" if device is None else f"cuda:{device}")
+Tensor.cpu = lambda self, memory_format=None: _to(self, "cpu")
+Tensor.cuda = lambda self, device=None, non_blocking=False: _to(self, _cuda(device))
+
 Tensor.zero_ = zero_
 Tensor.fill_ = fill_
 Tensor.copy_ = copy_

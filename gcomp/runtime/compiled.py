@@ -142,9 +142,11 @@ class CompiledFunction:
     """A function compiled by gcomp.compile. Call it like the function it wraps."""
 
     def __init__(self, fn, *, passes="default", options=None, name=None, cache_limit=None,
-                 state_names=None, higher_order: str = "error"):
+                 state_names=None, higher_order: str = "error", mesh=None, shardings=None):
         functools.update_wrapper(self, fn, updated=())
         self.fn = fn
+        self.mesh = mesh  # Note [Data parallel] in gcomp/distributed.py
+        self.shardings = shardings or {}  # normalized by distributed.check_options
         self._state_names = state_names  # () -> {id(tensor or module): name}, else closures
         self.passes = passes
         self.options = dict(options or {})  # pass options (Note [Pass options])
@@ -182,22 +184,43 @@ class CompiledFunction:
             return self.fn(*args, **kwargs)  # inside another trace: inline
         if self._check:
             return self._checked_call(args, kwargs)
-        if not kwargs:
-            hot = self._hot  # Note [The fast path] in runtime/fastpath.py
-            if hot is not None:
-                out = hot(args)
-                if out is not _fastpath.MISS:
+        try:  # costs nothing unless raised: inputs on different devices (_device_error)
+            if not kwargs:
+                hot = self._hot  # Note [The fast path] in runtime/fastpath.py
+                if hot is not None:
+                    out = hot(args)
+                    if out is not _fastpath.MISS:
+                        return out
+                entry = self._fast.get(_fast_key(args))  # plain tensor and scalar arguments
+                if entry is not None and entry.plain and entry.guards_hold():
+                    out = self._fast_run(entry, args)
+                    self._make_hot(entry, args)
                     return out
-            entry = self._fast.get(_fast_key(args))  # plain tensor and scalar arguments
-            if entry is not None and entry.plain and entry.guards_hold():
-                out = self._fast_run(entry, args)
-                self._make_hot(entry, args)
-                return out
-        entry = self._entry(args, kwargs)
-        out = self._run(entry, args, kwargs)
+            entry = self._entry(args, kwargs)
+            out = self._run(entry, args, kwargs)
+        except ValueError as e:
+            err = self._device_error(args, kwargs, e)
+            if err is None:
+                raise
+            raise err from None
         if not kwargs:
             self._make_hot(entry, args)
         return out
+
+    def _device_error(self, args, kwargs, e):
+        """jax's refusal of committed inputs on different devices, as a GcompError naming each
+        input's device (Note [Devices and committed arrays] in frontend/device.py); else None."""
+        from ..distributed import describe_arg
+        from ..frontend.device import device_error, is_device_mismatch
+
+        if not is_device_mismatch(e):
+            return None
+        entry = self._entry(args, kwargs)
+        named = [(describe_arg(p, self._params), _at(args, kwargs, p)) for p in entry.arg_leaves]
+        named += [(f"state {name}", t) for _, t, name in entry.trace.captured]
+        eager = self.higher_order == "recompute"  # a composite run eagerly (F.linear, ...)
+        return device_error(self.name.lstrip("_") if eager else f"gcomp.compile({self.name})",
+                            named)
 
     def _make_hot(self, entry, args):
         hot = entry.hot
@@ -302,18 +325,27 @@ class CompiledFunction:
             stages.append(Stage("backward", ms, str(part.backward), len(part.backward.nodes)))
             stages.append(Stage("forward", 0.0, str(part.forward), len(part.forward.nodes)))
             donate = tuple(i for i in donate if i not in part.saved_inputs)
-            entry.run = _Executable(to_function(part.forward), donate)
+            entry.run = _Executable(to_function(part.forward), donate,
+                                    self._placement(part.forward, tr))
             entry.n_res = part.n_residuals
             backward = jax.jit(to_function(part.backward))
             entry.backward = (backward, part.n_residuals, part.saved_inputs)
             entry.executables = [(part.forward.name, part.forward, entry.run.jitted),
                                  (part.backward.name, part.backward, backward)]
         else:
-            entry.run = _Executable(to_function(graph), donate)
+            entry.run = _Executable(to_function(graph), donate, self._placement(graph, tr))
             entry.executables = [(graph.name, graph, entry.run.jitted)]
         entry.compile_ms = (time.perf_counter() - t0) * 1e3
         _dump(self.name, entry, self._size())
         return entry
+
+    def _placement(self, graph, tr):
+        """How an executable's inputs and outputs lie on the mesh (None without one)."""
+        if self.mesh is None:
+            return None
+        from ..distributed import placement
+
+        return placement(self.mesh, self.shardings, graph, tr, self._params, self.name)
 
     def _checked_call(self, args, kwargs):
         """A call under GCOMP_CHECK (Note [Repros] in runtime/check.py)."""
@@ -434,13 +466,20 @@ def _donated(tr) -> tuple[int, ...]:
 
 
 class _Executable:
-    """The jitted function of an entry, donating the updated state's buffers."""
+    """The jitted function of an entry, donating the updated state's buffers; with a placement,
+    sharded over a mesh (Note [Data parallel] in gcomp/distributed.py)."""
 
-    def __init__(self, fn, donate):
+    def __init__(self, fn, donate, placement=None):
         self.fn = fn
         self.donate = donate
-        self.jitted = jax.jit(fn, donate_argnums=donate) if donate else jax.jit(fn)
+        self.placement = placement
+        self.jitted = self._jit(donate)
         self._plain = None
+
+    def _jit(self, donate=()):
+        if self.placement is not None:
+            return self.placement.jit(self.fn, donate)
+        return jax.jit(self.fn, donate_argnums=donate) if donate else jax.jit(self.fn)
 
     def run(self, arrays: list):
         """Run on the list ``arrays``, which the caller builds and holds only there."""
@@ -456,13 +495,13 @@ class _Executable:
             for i in self.donate:
                 if refcount(arrays[i]) > 3:
                     if self._plain is None:
-                        self._plain = jax.jit(self.fn)
+                        self._plain = self._jit()
                     return self._plain(*arrays)
         return self.jitted(*arrays)
 
     def undonated(self, *arrays):
         if self._plain is None:
-            self._plain = jax.jit(self.fn)
+            self._plain = self._jit()
         return self._plain(*arrays)
 
     def lower(self, *args):
@@ -569,13 +608,16 @@ def _dump(name: str, entry: Entry, index: int) -> None:
 
 
 def compile(fn=None, *, passes="default", options=None, precision=None, name=None,  # noqa: A001
-            cache_limit=None):
+            cache_limit=None, mesh=None, shardings=None):
     """Compile ``fn`` (also usable as ``@gcomp.compile`` or ``@gcomp.compile(passes=...)``).
 
     ``passes``: "default", "none" (only what lowering needs) or a list of pass names.
     ``options``: pass options by name (``gcomp.passes.OPTIONS`` lists them, Note [Pass options]),
     for example ``{"remat_budget": 2**20}``; ``precision="bf16"`` is ``options={"precision":
     "bf16"}``.
+    ``mesh``: a ``gcomp.distributed.Mesh``: tensor arguments are split on their first dimension
+    over its first axis, state is replicated; ``shardings`` overrides that per argument or state
+    path, e.g. ``{"0.weight": (None, "model")}`` (Note [Data parallel] in gcomp/distributed.py).
 
     A module gives a :class:`CompiledModule`: calling it runs the compiled forward, which takes
     part in eager autograd; everything else (parameters, state_dict, train/eval) is the
@@ -590,6 +632,10 @@ def compile(fn=None, *, passes="default", options=None, precision=None, name=Non
     except GcompError as e:
         raise user_error(GcompError, str(e)) from None
     kw = dict(passes=passes, options=options, name=name, cache_limit=cache_limit)
+    if mesh is not None or shardings:
+        from ..distributed import check_options as check_placement
+
+        kw.update(mesh=mesh, shardings=check_placement(mesh, shardings))
     if fn is None:
         return lambda f: compile(f, **kw)
     if not callable(fn):

@@ -13,7 +13,7 @@ import numpy as np
 
 import gcomp
 from gcomp import GcompError, Tensor
-from gcomp.core.dispatch import Mode, TraceInterpreter
+from gcomp.core.dispatch import Mode, TraceInterpreter, user_error
 
 from ..parameter import Buffer, Parameter
 
@@ -296,32 +296,48 @@ class Module:
         return self
 
     def _convert(self, fn) -> Module:
-        """Replace every parameter's and buffer's data with fn(tensor), keeping the objects."""
+        """Replace every parameter's and buffer's data with fn(tensor), keeping the objects.
+
+        A move that keeps the type rebinds the array in the tensor's own storage, so everything
+        holding the tensor (an optimizer, a compiled step's captured state, state_dict() entries)
+        sees it on the new device; a new dtype gets a new storage."""
         for m in self.modules():
             for table in (m._parameters, m._buffers):
-                for k, t in table.items():
+                for t in table.values():
                     if t is None:
                         continue
                     new = fn(t.detach())
                     if new is t or new._storage is t._storage:
                         continue
-                    t._storage = type(t._storage)(new._storage.data)
-                    t._type = new._type
+                    if new._type == t._type:
+                        t._storage.data = new._storage.data
+                        t._storage.version += 1
+                    else:
+                        t._storage = type(t._storage)(new._storage.data)
+                        t._type = new._type
                     if t._grad is not None:
                         g = fn(t._grad)
                         t._grad = g
         return self
 
     def to(self, *args, **kwargs) -> Module:
+        """to(device), to(dtype), to(device, dtype), to(tensor): in place, keeping each Parameter
+        object (optimizers made before still hold them); only floating point tensors change
+        dtype."""
         dtype = kwargs.get("dtype")
         device = kwargs.get("device")
         for a in args:
+            if isinstance(a, bool):
+                continue  # non_blocking
             if isinstance(a, gcomp.DType):
                 dtype = a
-            elif isinstance(a, (str, gcomp.device)):
+            elif isinstance(a, (str, int, gcomp.device)):
                 device = a
             elif isinstance(a, Tensor):
                 dtype, device = a.dtype, a.device
+            elif a is not None:
+                raise user_error(GcompError, f"Module.to(): unexpected argument {a!r}; expected "
+                                 "a device, a dtype or a tensor")
 
         def fn(t):
             out = t
@@ -349,7 +365,8 @@ class Module:
         return self.to("cpu")
 
     def cuda(self, device=None) -> Module:
-        return self.to("cuda" if device is None else f"cuda:{device}")
+        return self.to("cuda" if device is None else
+                       f"cuda:{device}" if isinstance(device, int) else device)
 
     def type(self, dst_type) -> Module:
         return self.to(dst_type)

@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(PY) examples/linear_regression.py
+	$(PY) examples/demo.py
 
 # The default run skips cases marked slow (longer configurations of features the fast cases cover
 # too); `make test-all` runs everything.

@@ -80,4 +80,37 @@ def clone(t):
 _configure_log()
 
 from . import data, nn, optim, utils  # noqa: E402, F401
+from .bench import benchmark  # noqa: E402, F401
 from .serialization import load_state, save  # noqa: E402, F401
+
+from .runtime.aot import Compiled, Lowered, Loaded, Spec, config  # noqa: E402, F401
+
+
+def load(path):
+    """A saved program (``Compiled.save``, Note [Artifacts]) as a callable, or else, like
+    ``torch.load``, what ``gcomp.save`` wrote (tensors, state dicts)."""
+    import zipfile
+
+    from .runtime import aot
+    from .serialization import _STRUCTURE
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        names = []
+    if f"{_STRUCTURE}.npy" in names:
+        return load_state(path)
+    return aot.load(path)  # an artifact, or the error that says what the file is not
+
+
+def _cache_from_env():
+    import os
+
+    if os.environ.get("GCOMP_CACHE_DIR"):
+        from .runtime.aot import enable_cache
+
+        enable_cache(os.environ["GCOMP_CACHE_DIR"])
+
+
+_cache_from_env()

@@ -9,12 +9,20 @@
                                                  run a graph (inputs by name, or zeros) and print
                                                  or save its outputs
     gcomp verify FILE.gir                        parse and verify, print OK or the error
+    gcomp show FILE.gir [--out out.svg|out.html|out.dot] [--passes P] [--collapse|--expand]
+                                                 draw the graph with graphviz (FILE.svg by
+                                                 default; Note [Drawing a graph] in
+                                                 runtime/show.py)
+    gcomp bench TARGET [--compare torch|jax]     time a workload (mlp, all) or FILE.py:FUNCTION
+                                                 eager vs compiled (gcomp/bench/commands.py)
+    gcomp dump TARGET [--out DIR]                write every stage's IR, StableHLO and HLO
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -95,6 +103,34 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_show(args) -> int:
+    """Draw a graph. Without graphviz (or above --max-nodes) the text form goes to stdout and the
+    reason to stderr, exit 0; an explicit --out .svg, which then cannot be made, exits 1."""
+    from .passes import run_passes
+    from .runtime.show import draw
+
+    g = _load(args.file)
+    if args.passes:
+        g = run_passes(g, args.passes.split(","), options={})
+    max_nodes = "auto" if args.max_nodes is None else (args.max_nodes or None)
+    drawing = draw(g, collapse=args.collapse, max_nodes=max_nodes)
+    out = args.out or str(Path(args.file).with_suffix(".svg"))
+    if drawing.message is not None:
+        print(f"gcomp show: {drawing.message}", file=sys.stderr)
+        if args.out is None or args.out == "-":
+            sys.stdout.write(drawing.text)
+            return 0
+        if Path(out).suffix.lower() == ".svg":
+            print(f"gcomp show: {out} not written", file=sys.stderr)
+            return 1
+    if out == "-":
+        sys.stdout.write(drawing.svg)
+        return 0
+    drawing.save(out)
+    print(f"wrote {out}: {drawing.summary()}")
+    return 0
+
+
 def main(argv=None) -> int:
     from .ir.errors import GcompError
 
@@ -116,6 +152,22 @@ def main(argv=None) -> int:
     p = sub.add_parser("verify", help="parse and verify an IR file")
     p.add_argument("file")
     p.set_defaults(func=_cmd_verify)
+    p = sub.add_parser("show", help="draw an IR file with graphviz (SVG, HTML or dot)")
+    p.add_argument("file")
+    p.add_argument("--out", help="out.svg, out.html (self-contained) or out.dot; - for SVG on "
+                   "stdout (default: FILE.svg)")
+    p.add_argument("--passes", default="", help="comma-separated passes to run first")
+    p.add_argument("--collapse", dest="collapse", action="store_const", const=True, default=None,
+                   help="draw each fusion region as one box (default: above 1500 boxes)")
+    p.add_argument("--expand", dest="collapse", action="store_const", const=False,
+                   help="draw every node, however large the graph")
+    p.add_argument("--max-nodes", type=int, default=None, metavar="N",
+                   help="lay out at most N nodes, 0 for no limit (default: 2500, or 800 with "
+                   "fusion regions collapsed)")
+    p.set_defaults(func=_cmd_show)
+    from .bench.commands import add_parsers as add_bench_parsers
+
+    add_bench_parsers(sub)  # bench and dump
     args = ap.parse_args(argv)
     try:
         return args.func(args)

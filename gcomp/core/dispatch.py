@@ -40,9 +40,15 @@ def current():
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# files inside the package that are user code: the models `gcomp bench` ships, whose lines the IR
+# and errors should name
+_USER_FILES = frozenset({os.path.join(_PKG_DIR, "bench", "workloads.py")})
+
+
 def user_frame():
     f = sys._getframe(1)
-    while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
+    while f is not None and f.f_code.co_filename.startswith(_PKG_DIR) and \
+            f.f_code.co_filename not in _USER_FILES:
         f = f.f_back
     return f
 

@@ -424,6 +424,14 @@ class CompiledFunction:
         """Each stage's name, time and graph, from the traced graph to the final one."""
         return list(self._entry(args, kwargs).stages)
 
+    def lower(self, *args, **kwargs):
+        """Trace and run the passes for these arguments (tensors or ``gcomp.Spec``s) without
+        running anything: a :class:`gcomp.Lowered` (``.ir``, ``.as_text()``, ``.compile()``;
+        Note [Artifacts] in runtime/aot.py)."""
+        from .aot import lower
+
+        return lower(self, args, kwargs)
+
     def kernels(self, *args, **kwargs):
         """The XLA kernels of the executables these arguments run (compiling if needed), each
         with the IR nodes, gcomp fusion groups and source lines it came from (Note [Kernels]
@@ -435,6 +443,15 @@ class CompiledFunction:
         for name, graph, jitted in self._entry(args, kwargs).executables:
             out += kernels(_lowered(jitted, graph).compile().as_text(), graph, name)
         return out
+
+    def show(self, *args, **kwargs):
+        """Draw the graph that ``ir()`` prints for these arguments with graphviz (Note [Drawing a
+        graph] in runtime/show.py): a Drawing, which a notebook shows as SVG, with ``save(path)``
+        and ``source`` (the dot text); without graphviz it holds the text and how to install it.
+        Another stage: ``gcomp.runtime.show.draw(stage.graph)``."""
+        from .show import draw
+
+        return draw(self.ir(*args, **kwargs))
 
     def cache_info(self):
         return CacheInfo(self._hits, self._misses, self._size())
@@ -716,8 +733,14 @@ class CompiledModule:
     def stages(self, *args, **kwargs):
         return self._compiled.stages(*args, **kwargs)
 
+    def lower(self, *args, **kwargs):
+        return self._compiled.lower(*args, **kwargs)
+
     def kernels(self, *args, **kwargs):
         return self._compiled.kernels(*args, **kwargs)
+
+    def show(self, *args, **kwargs):
+        return self._compiled.show(*args, **kwargs)
 
     def cache_info(self):
         return self._compiled.cache_info()

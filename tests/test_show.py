@@ -149,8 +149,10 @@ def inputs_by_id(nodes):
 
 
 @needs_dot
-def test_gcomp_show_writes_a_self_contained_html_page(mlp, tmp_path):
+def test_gcomp_show_writes_a_self_contained_html_page(mlp, tmp_path, capsys):
     _, _, text, gir = mlp
+    assert main(["show", str(gir), "--out", "-"]) == 0  # the SVG on stdout
+    assert ET.fromstring(capsys.readouterr().out).tag == f"{SVG}svg"
     out = tmp_path / "step.html"
     assert main(["show", str(gir), "--out", str(out)]) == 0
     page = out.read_text()
@@ -245,7 +247,8 @@ def test_large_graphs_collapse_fusion_regions():
     assert not small.collapsed and small.source.count("subgraph cluster") == 1
 
 
-def test_too_many_nodes_gives_the_text_and_a_way_out(tmp_path, capsys):
+def test_too_many_nodes_gives_the_text_and_a_way_out(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(show, "dot_binary", lambda: "dot")  # never run: nothing is laid out
     g = _chain(40)
     drawing = show.draw(g, collapse=False, max_nodes=20)
     assert drawing.svg is None and drawing._repr_svg_() is None

@@ -13,7 +13,8 @@ prints it (the names are the printer's, so a box and its line in ``ir()`` say th
   is not drawn but joined to the operand it receives (aligned from the last operand, so the
   ``pred`` of a cond goes to a small dot in the cluster), and a node outside that reads a
   result of the region node gets its edge from the region node the result comes from. So data
-  flow crosses the box where it crosses the region's boundary;
+  flow crosses the box where it crosses the region's boundary (a scan's carry from one step to
+  the next, a cycle, is not drawn);
 - arguments as blue ellipses, state inputs as orange cylinders named by their state path,
   returned values as green boxes and state updates as orange cylinders with a bold border.
 

@@ -110,8 +110,7 @@ def main(argv=None) -> int:
             print("\n# data-parallel step over host devices (benchmarks/data_parallel.py)")
             import data_parallel
 
-            data_parallel.print_rows(rows) if hasattr(data_parallel, "print_rows") else \
-                [print(r) for r in rows]
+            print(data_parallel.table(rows))
     return 0
 
 

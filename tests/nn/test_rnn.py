@@ -58,8 +58,20 @@ def flat(out, lstm):
     return [out[0], *out[1]] if lstm else list(out)
 
 
-@pytest.mark.parametrize("mode,kw", MODES, ids=MODE_IDS)
-@pytest.mark.parametrize("num_layers,bidirectional,batch_first,with_state,unbatched", CONFIGS)
+def _cases():
+    """Every mode with every configuration; the plain RNNs' multi-layer cases are slow-marked
+    (LSTM and GRU cover the layering, direction and state handling they share)."""
+    out = []
+    for cfg in CONFIGS:
+        for (mode, kw), mid in zip(MODES, MODE_IDS):
+            marks = [pytest.mark.slow] if mode == "RNN" and cfg[0] > 1 else []
+            out.append(pytest.param(mode, kw, *cfg, marks=marks,
+                                    id=f"{'-'.join(map(str, cfg))}-{mid}"))
+    return out
+
+
+@pytest.mark.parametrize("mode,kw,num_layers,bidirectional,batch_first,with_state,unbatched",
+                         _cases())
 def test_forward_and_gradients_match_torch(mode, kw, num_layers, bidirectional, batch_first,
                                            with_state, unbatched):
     lstm = mode == "LSTM"

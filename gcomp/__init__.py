@@ -81,14 +81,16 @@ _configure_log()
 
 from . import data, nn, optim, utils  # noqa: E402, F401
 from .bench import benchmark  # noqa: E402, F401
+from .runtime.aot import Compiled, Loaded, Lowered, Spec  # noqa: E402, F401
+from .runtime.cache import config  # noqa: E402, F401
 from .serialization import load_state, save  # noqa: E402, F401
 
-from .runtime.aot import Compiled, Lowered, Loaded, Spec, config  # noqa: E402, F401
 
-
-def load(path):
-    """A saved program (``Compiled.save``, Note [Artifacts]) as a callable, or else, like
-    ``torch.load``, what ``gcomp.save`` wrote (tensors, state dicts)."""
+def load(path, **options):
+    """What ``path`` holds, by its content: a saved program (``Compiled.save``, Note [Artifacts]
+    in gcomp/runtime/aot.py) as a callable ``gcomp.Loaded``; else, like ``torch.load``, what
+    ``gcomp.save`` wrote (tensors, state dicts). ``options`` go to the artifact loader
+    (``use_executable=False``)."""
     import zipfile
 
     from .runtime import aot
@@ -96,21 +98,14 @@ def load(path):
 
     try:
         with zipfile.ZipFile(path) as z:
-            names = z.namelist()
+            is_state = f"{_STRUCTURE}.npy" in z.namelist()
     except (OSError, zipfile.BadZipFile):
-        names = []
-    if f"{_STRUCTURE}.npy" in names:
+        is_state = False
+    if is_state:
         return load_state(path)
-    return aot.load(path)  # an artifact, or the error that says what the file is not
+    return aot.load(path, **options)  # an artifact, or the error that says what the file is not
 
 
-def _cache_from_env():
-    import os
+from .runtime import cache as _cache  # noqa: E402
 
-    if os.environ.get("GCOMP_CACHE_DIR"):
-        from .runtime.aot import enable_cache
-
-        enable_cache(os.environ["GCOMP_CACHE_DIR"])
-
-
-_cache_from_env()
+_cache.from_env()  # GCOMP_CACHE_DIR (Note [Persistent cache] in gcomp/runtime/cache.py)

@@ -304,7 +304,9 @@ class CompiledFunction:
 
     def _compile(self, tr, stages, t0) -> Entry:
         from ..passes.manager import LATE, Fuel, check_options, resolve
+        from .cache import from_env
 
+        from_env()  # GCOMP_CACHE_DIR set since import (Note [Persistent cache] in cache.py)
         options = check_options(self.options)
         names = resolve(self.passes, options)
         fuel = Fuel.from_env()  # one budget for the whole pipeline (Note [Pass fuel])

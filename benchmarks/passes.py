@@ -42,6 +42,11 @@ from gcomp.passes import DEFAULT_PIPELINE, run_passes
 
 REWRITING = [p for p in DEFAULT_PIPELINE if p != "autodiff"]
 DEFAULT = ["mlp", "cnn", "lstm", "transformer"]
+# Two medians of one executable, timed in turns in one run on this 2-core machine, differ by up to
+# about 3%: the MLP step measured 0.54 vs 0.50 ms (default vs none) under load and 0.373 vs 0.370
+# ms quiet, although default's program has fewer kernels (28 fusions vs 33, no scatter). A step
+# counts as slower beyond that.
+NOISE = 0.03
 
 
 def xla_compile_ms(graph) -> float:
@@ -245,9 +250,13 @@ def print_targets(rows, out) -> None:
             print(f"passes under 10% of XLA compile at 10k nodes: {100 * share:.1f}%: "
                   f"{'met' if share < 0.10 else 'MISSED'}")
     timed = [r for r in rows if r.get("step_ms") and None not in r["step_ms"].values()]
-    slower = [r["graph"] for r in timed if r["step_ms"]["default"] > r["step_ms"]["none"]]
+    # slower: beyond the 3% by which two medians of the same executable differ here
+    ratios = {r["graph"]: r["step_ms"]["default"] / r["step_ms"]["none"] for r in timed}
+    slower = [g for g, q in ratios.items() if q > 1 + NOISE]
     if timed:
-        print("no example slower with the default pipeline: "
+        shown = ", ".join(f"{g.removesuffix(' step')} {q:.2f}" for g, q in ratios.items())
+        print(f"no example slower with the default pipeline (default/none: {shown}; > "
+              f"{1 + NOISE:.2f} is slower): "
               + ("met" if not slower else f"MISSED ({', '.join(slower)}; medians, one run)"))
     for r in out.get("remat", []):
         if r["workload"] == "deep_mlp" and r.get("variant") == "remat" and r.get("ratio"):

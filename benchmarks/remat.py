@@ -153,15 +153,15 @@ def split_row(name: str, args, budget: int | None = None) -> dict:
     from gcomp.passes import partition as partition_module
 
     model, crit, _, x, y = build(name, args.layers)
-    seen = {}
+    seen = {"old": 0, "new": 0}  # summed over every split the call makes (one per executable)
     original = partition_module.partition
 
     limit = budget  # given to the partition itself: the option would add remat to the joint
 
     def spy(joint, n_outputs, cotangents, budget=None):
-        seen["old"] = old_residual_bytes(joint, n_outputs, cotangents)
+        seen["old"] += old_residual_bytes(joint, n_outputs, cotangents)
         part = original(joint, n_outputs, cotangents, budget if limit is None else limit)
-        seen["new"] = sum(v.type.nbytes for v in part.forward.outputs[n_outputs:])
+        seen["new"] += sum(v.type.nbytes for v in part.forward.outputs[n_outputs:])
         return part
 
     partition_module.partition = spy

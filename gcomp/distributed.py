@@ -44,7 +44,7 @@ from .frontend.device import device as Device
 from .frontend.device import is_device_mismatch, name_of_jax
 from .ir.errors import GcompError
 
-__all__ = ["Mesh", "devices", "local_devices", "process_count", "process_index"]
+__all__ = ["Mesh", "devices", "from_local", "local_devices", "process_count", "process_index"]
 
 
 def devices() -> list:
@@ -134,6 +134,47 @@ def _jax_device(d):
         return d
     raise _error(f"Mesh: devices must be gcomp devices, strings like 'cpu:1' or jax devices; "
                  f"got {d!r}")
+
+
+def from_local(local, mesh: Mesh, spec=None):
+    """One global tensor over ``mesh`` from each process's own rows (``DistributedSampler``
+    style): every process passes its shard ``local`` and gets the same global tensor, whose
+    first dimension is the sum of the processes' (jax's ``make_array_from_process_local_data``).
+
+    ``spec`` (a PartitionSpec-like tuple) says how the global tensor is split; by default its
+    first dimension over the mesh's first axis, which is what ``gcomp.compile(step, mesh=mesh)``
+    gives an argument, so the step uses it where it lies. With one process this is the tensor
+    placed on the mesh. Pass the result to the compiled step: it is traced with the global shape.
+    """
+    from .frontend.tensor import Tensor, new_tensor
+    from .ir.types import TensorType
+
+    if not isinstance(mesh, Mesh):
+        raise _error(f"from_local: mesh must be a gcomp.distributed.Mesh, got "
+                     f"{type(mesh).__name__}")
+    if isinstance(local, Tensor):
+        if local.is_traced:
+            raise _error("from_local: call it outside gcomp.compile, on the batch you pass to "
+                         "the compiled step")
+        data, dtype = np.asarray(local._storage.data), local.dtype
+    else:
+        from .frontend.creation import tensor as make_tensor
+
+        t = make_tensor(local)
+        data, dtype = np.asarray(t._storage.data), t.dtype
+    if spec is None:
+        spec = (mesh.axis_names[0],) if data.ndim else ()
+    spec = _spec(mesh, "from_local", spec)
+    if len(spec) > data.ndim:
+        raise _error(f"from_local: the sharding {spec} has {len(spec)} entries but the local "
+                     f"tensor has {data.ndim} dimensions {list(data.shape)}")
+    sharding = mesh.sharding(spec)
+    try:
+        array = jax.make_array_from_process_local_data(sharding, data)
+    except (ValueError, TypeError) as e:  # the local shape does not fit this process's devices
+        raise _error(f"from_local: a local tensor of shape {list(data.shape)} does not fit the "
+                     f"sharding {spec} over {mesh}: {e}") from None
+    return new_tensor(array, TensorType(tuple(array.shape), dtype))
 
 
 # ---------------------------------------------------------------------------------------------

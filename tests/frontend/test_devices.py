@@ -5,16 +5,13 @@ meeting in an op (eager and compiled), a compiled step on cpu:1, and moves under
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import tempfile
 import textwrap
 
 import numpy as np
 import pytest
 import torch
+from host_devices import run_on_host_devices
 
 import gcomp
 from gcomp import nn
@@ -322,21 +319,6 @@ SCRIPT = textwrap.dedent(r'''
                    str(rep.to("cpu:2").device), len(rep.to("cpu:2")._storage.data.devices())]
     print("RESULT" + json.dumps(out))
 ''')
-
-
-def run_on_host_devices(script: str, n: int = 4) -> tuple[dict, str]:
-    """Run ``script`` with ``n`` host CPU devices: its JSON line after RESULT, and its path."""
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "devices_script.py")
-        with open(path, "w") as f:
-            f.write(script)
-        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
-                   JAX_PLATFORMS="cpu")
-        proc = subprocess.run([sys.executable, path], capture_output=True, text=True, env=env,
-                              timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
-    return json.loads(line[len("RESULT"):]), path
 
 
 def test_four_host_devices():

@@ -16,6 +16,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+from host_devices import run_on_host_devices
 
 import gcomp
 from gcomp import nn
@@ -142,6 +143,16 @@ SCRIPT = textwrap.dedent(r'''
                     c4.cache_info().misses]
     out["batch30"] = err(lambda: c4(gcomp.tensor(X[0][:30]), gcomp.tensor(Y[0][:30])))
 
+    # the batch made global by from_local (one process: its rows are the whole batch)
+    from gcomp.distributed import from_local
+    netl, _, sl = make(gcomp.optim.SGD, lr=0.1, momentum=0.9)
+    cl = gcomp.compile(sl, mesh=mesh)
+    xs = [from_local(X[i], mesh) for i in range(5)]
+    got = [cl(xs[i], from_local(gcomp.tensor(Y[i]), mesh)).item() for i in range(5)]
+    out["from_local"] = [ref, got, diff(net1, netl), list(xs[0].shape),
+                         len(xs[0]._storage.data.devices()), cl.cache_info().misses]
+    out["from_local_odd"] = err(lambda: from_local(X[0][:30], mesh))
+
     # Adam over a 2x2 mesh: first layer split by rows, second by columns, over "model"
     neta, _, sa = make(gcomp.optim.Adam, lr=0.01)
     refa = train(gcomp.compile(sa))
@@ -175,28 +186,19 @@ SCRIPT = textwrap.dedent(r'''
 ''')
 
 
-def run_on_host_devices(script: str, n: int = 4) -> tuple[dict, str]:
-    """Run ``script`` with ``n`` host CPU devices: its JSON line after RESULT, and its path."""
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "distributed_script.py")
-        with open(path, "w") as f:
-            f.write(script)
-        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
-                   JAX_PLATFORMS="cpu")
-        proc = subprocess.run([sys.executable, path], capture_output=True, text=True, env=env,
-                              timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
-    return json.loads(line[len("RESULT"):]), path
-
-
 def test_data_parallel_on_four_host_devices():
-    out, path = run_on_host_devices(SCRIPT)
+    out, path = run_on_host_devices(SCRIPT, name="distributed_script.py")
     ref, losses, params = out["sgd"]
     np.testing.assert_allclose(losses, ref, rtol=1e-5, atol=1e-6)
     assert params < 1e-5
     assert out["allreduce"] == ["all-reduce"]  # the gradient sum, inserted by XLA's partitioner
     assert out["state"] == [4, [], 4, 1]  # replicated on the mesh, one compile
+    ref, got, params, shape, ndev, misses = out["from_local"]
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    assert (params < 1e-5, shape, ndev, misses) == (True, [32, 16], 4, 1)
+    msg, line = out["from_local_odd"]
+    assert msg.startswith(f"{path}:{line}: from_local: a local tensor of shape [30, 16] does not "
+                          "fit the sharding ('data',) over Mesh(data=4;")
     msg, line = out["batch30"]
     assert msg.startswith(f"{path}:{line}: gcomp.compile(step): argument 0 (x) has size 30 in "
                           "dimension 0, which does not divide evenly over the 4 devices of mesh "
@@ -223,7 +225,7 @@ MULTI_PROCESS = textwrap.dedent(r'''
     import numpy as np
     import gcomp
     from gcomp import nn
-    from gcomp.distributed import Mesh
+    from gcomp.distributed import Mesh, from_local
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((3, 32, 16)).astype(np.float32)
@@ -250,10 +252,18 @@ MULTI_PROCESS = textwrap.dedent(r'''
     mesh = Mesh(("data",))  # all 4 devices of both processes
     c4 = gcomp.compile(s4, mesh=mesh)
     got = [c4(gcomp.tensor(X[i]), gcomp.tensor(Y[i])).item() for i in range(3)]  # global batch
+    net_l, s_l = make()
+    c_l = gcomp.compile(s_l, mesh=mesh)
+    rows = slice(16 * jax.process_index(), 16 * (jax.process_index() + 1))  # this process's half
+    local = [c_l(from_local(X[i][rows], mesh), from_local(Y[i][rows], mesh)).item()
+             for i in range(3)]
     diff = max(float(np.abs(p.detach().numpy() - q.detach().numpy()).max())
                for p, q in zip(net1.parameters(), net4.parameters()))
-    print("RESULT" + json.dumps({"ref": ref, "got": got, "diff": diff, "mesh": mesh.size,
-                                 "local": len(gcomp.distributed.local_devices())}))
+    diff = max(diff, max(float(np.abs(p.detach().numpy() - q.detach().numpy()).max())
+                         for p, q in zip(net1.parameters(), net_l.parameters())))
+    print("RESULT" + json.dumps({"ref": ref, "got": got, "local": local, "diff": diff,
+                                 "mesh": mesh.size,
+                                 "devices": len(gcomp.distributed.local_devices())}))
 ''')
 
 
@@ -278,6 +288,7 @@ def test_data_parallel_over_two_processes():
         assert p.returncode == 0, stderr[-4000:]
         line = next(x for x in stdout.splitlines() if x.startswith("RESULT"))
         r = json.loads(line[len("RESULT"):])
-        assert (r["mesh"], r["local"]) == (4, 2)
+        assert (r["mesh"], r["devices"]) == (4, 2)
         np.testing.assert_allclose(r["got"], r["ref"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(r["local"], r["ref"], rtol=1e-5, atol=1e-6)
         assert r["diff"] < 1e-5

@@ -68,8 +68,9 @@ def make(compiled, entry, args):
         if t in _SCALARS:
             body += [f"if type(a{i}) is not {const(t)} or a{i} != {const(a)}:", "    return MISS"]
             continue
+        ty = const(a._type)  # the same TensorType object is the common case: `is` first
         body += [f"if type(a{i}) is not {const(t)} or a{i}._base is not None or "
-                 f"a{i}._type != {const(a._type)} or a{i}.requires_grad != "
+                 f"(a{i}._type is not {ty} and a{i}._type != {ty}) or a{i}.requires_grad != "
                  f"{bool(a.requires_grad)}:", "    return MISS",
                  f"d{i} = a{i}._storage.data",
                  f"if type(d{i}) is Value:", "    return MISS"]

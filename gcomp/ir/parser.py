@@ -135,9 +135,12 @@ class _Builder:
         items = [c for c in rest if c is not None]
         for item in items:
             if item.data == "param":
-                tok, typ, state = item.children
-                v = g.add_input(self.type_of(typ), name=str(tok)[1:],
-                                state=str(tok)[1:] if state is not None else None)
+                tok, typ, state, path = item.children
+                if state is not None:
+                    state = self.string(path) if path is not None else str(tok)[1:]
+                    if any(x.state == state for x in g.inputs):
+                        raise self.error(f"state {state!r} is an input twice", tok)
+                v = g.add_input(self.type_of(typ), name=str(tok)[1:], state=state)
                 self.define(tok, v)
             elif item.data == "node":
                 g.nodes.append(self.node(item))
@@ -145,10 +148,15 @@ class _Builder:
                 g.outputs = [self.lookup(t) for t in item.children if t is not None]
             elif item.data == "update":
                 target, val = item.children
-                tv = self.env.get(str(target)[1:])
+                quoted = target.type == "STRING"
+                tv = None if quoted else self.env.get(str(target)[1:])
                 if tv is not None and tv.state is None:
                     raise self.error(f"update target {target} is not a state input", target)
-                state = tv.state if tv is not None else str(target)[1:]
+                if quoted:
+                    state = self.string(target)
+                    tv = next((x for x in g.inputs if x.state == state), None)
+                else:
+                    state = tv.state if tv is not None else str(target)[1:]
                 if any(s == state for s, _ in g.updates):
                     raise self.error(f"state {target} is updated twice", target)
                 v = self.lookup(val)
@@ -156,6 +164,11 @@ class _Builder:
                     raise self.error(f"update of {target}: {tv.type} cannot take {v.type}", val)
                 g.updates.append((state, v))
         return g
+
+    @staticmethod
+    def string(tok) -> str:
+        """A STRING token's text, its escapes undone (printer.format_attr writes them)."""
+        return re.sub(r"\\(.)", lambda m: _UNESCAPES.get(m[1], m[1]), str(tok)[1:-1])
 
     def region(self, tree, label: str) -> Graph:
         """A region: a graph of its own with a fresh namespace (regions are closed)."""
@@ -168,7 +181,7 @@ class _Builder:
             g = Graph(label)
             for item in (c for c in rest if c is not None):
                 if item.data == "param":
-                    tok, typ, state = item.children
+                    tok, typ, state, _ = item.children
                     if state is not None:
                         raise self.error("a region input cannot be state", state)
                     self.define(tok, g.add_input(self.type_of(typ), name=str(tok)[1:]))
@@ -270,8 +283,7 @@ class _Builder:
             s = str(tree.children[0])
             return float(s)
         if kind_of == "string":
-            s = str(tree.children[0])[1:-1]
-            return re.sub(r"\\(.)", lambda m: _UNESCAPES.get(m[1], m[1]), s)
+            return self.string(tree.children[0])
         if kind_of == "name":
             tok = tree.children[0]
             word = str(tok)

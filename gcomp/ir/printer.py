@@ -20,6 +20,10 @@ import re
 from .types import DType
 
 _NAME_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+# a state path is its input's name when the grammar's VALUE allows it and it is not a number
+# (numbers name node results): "0.weight" (a Sequential's) prints as %0.weight; any other path
+# prints quoted after "state"
+_STATE_NAME_OK = re.compile(r"^(?![0-9]+$)[A-Za-z0-9_][A-Za-z0-9_.]*$")
 COMMENT_COLUMN_MAX = 88
 # string attributes: the parser's STRING token allows no raw newline; parser.py undoes these
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -71,7 +75,7 @@ def _namer(graph):
     names: dict = {}
     used: set[str] = set()
     for v in graph.inputs:
-        if v.state is not None and _NAME_OK.match(v.state) and v.state not in used:
+        if v.state is not None and _STATE_NAME_OK.match(v.state) and v.state not in used:
             names[v] = v.state
             used.add(v.state)
     reserved = used | {s for s, _ in graph.updates}
@@ -99,14 +103,22 @@ def print_graph(graph) -> str:
     lines = [f"graph @{graph.name}({_params(graph, ref)}) {{", *body]
     for state, v in graph.updates:
         target = next((x for x in graph.inputs if x.state == state), None)
-        lines.append(f"  update {ref(target) if target is not None else '%' + state} <- {ref(v)}")
+        if target is not None:
+            name = ref(target)
+        else:  # a state the graph creates (a new .grad): named by its path
+            name = "%" + state if _STATE_NAME_OK.match(state) else format_attr(state)
+        lines.append(f"  update {name} <- {ref(v)}")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
 def _params(graph, ref) -> str:
-    return ", ".join(f"{ref(v)}: {v.type}" + (" state" if v.state is not None else "")
-                     for v in graph.inputs)
+    def marker(v) -> str:
+        if v.state is None:
+            return ""
+        return " state" if ref(v) == "%" + v.state else f" state {format_attr(v.state)}"
+
+    return ", ".join(f"{ref(v)}: {v.type}{marker(v)}" for v in graph.inputs)
 
 
 def _block(graph, pad: str):

@@ -584,6 +584,34 @@ def test_names_that_clash_with_states_are_renamed():
                                       np.float32([5, 6])])[0]), np.float32([4, 6]))
 
 
+def test_every_state_path_survives_printing():
+    """A Sequential's paths start with a digit ("0.weight"), a ParameterList's are numbers, and a
+    path may hold any character: each is read back as the same state, updates included."""
+    paths = ["0.weight", "7", "odd path \"q\"", "fc.bias"]
+    g = Graph("f")
+    x = g.add_input(TensorType((2,), float32), "x")
+    ins = [g.add_input(TensorType((2,), float32), p, state=p) for p in paths]
+    s = g.add_node("add", [x, ins[0]]).outputs[0]
+    g.outputs = [s]
+    g.updates = [("0.weight", s), ("7", s), ("odd path \"q\"", s), ("7 grad", s),
+                 ("1.weight.grad", s)]
+    text = str(g)
+    assert '%0.weight: f32[2] state, %arg: f32[2] state "7", ' in text
+    assert 'state "odd path \\"q\\""' in text and '%fc.bias: f32[2] state' in text
+    assert 'update "7 grad" <- %0' in text and "update %1.weight.grad <- %0" in text
+    g2 = parse(text)
+    assert str(g2) == text
+    assert [v.state for v in g2.inputs] == [None, *paths]
+    assert [st for st, _ in g2.updates] == [st for st, _ in g.updates]
+    np.testing.assert_array_equal(
+        np.asarray(ir.interpret(g2, *[np.float32([1, 2])] * 5)[0]), np.float32([2, 4]))
+
+
+def test_a_state_named_twice_is_an_error():
+    with pytest.raises(ir.IRParseError, match="state 'w' is an input twice"):
+        parse('graph @f(%a: f32[2] state "w", %w: f32[2] state) {\n  return %a\n}\n')
+
+
 def test_locations_are_normalized_to_one_line():
     g = Graph("f")
     x = g.add_input(TensorType((2,), float32), "x")

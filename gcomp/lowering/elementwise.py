@@ -39,9 +39,46 @@ def _is_float(x) -> bool:
     return np.issubdtype(x.dtype, np.inexact)
 
 
+# Integer division by zero and INT_MIN / -1 have values in XLA (x / 0 is all ones, x % 0 is x,
+# INT_MIN / -1 is INT_MIN and its remainder 0), and compiled code computes them. But XLA's
+# constant folding evaluates a division of constants with the machine's instruction, which traps:
+# the process dies of SIGFPE. So integer division never sees such a divisor: it is replaced by 1
+# and the defined value selected afterwards (XLA fuses it; floats are untouched).
+def _int_divisor(x, y):
+    """(y with 0, and -1 under INT_MIN, replaced by 1; the mask y == 0)."""
+    zero = lax.full_like(y, 0)
+    by_zero = lax.eq(y, zero)
+    bad = by_zero
+    if np.issubdtype(x.dtype, np.signedinteger):
+        low = lax.full_like(x, np.iinfo(x.dtype).min)
+        bad = lax.bitwise_or(bad, lax.bitwise_and(lax.eq(x, low), lax.eq(y, lax.full_like(y, -1))))
+    return lax.select(bad, lax.full_like(y, 1), y), by_zero
+
+
+def _idiv(x, y):
+    """lax.div of integers (truncating), safe for constant folding."""
+    safe, by_zero = _int_divisor(x, y)
+    ones = -1 if np.issubdtype(x.dtype, np.signedinteger) else np.iinfo(x.dtype).max
+    return lax.select(by_zero, lax.full_like(x, ones), lax.div(x, safe))
+
+
+def _irem(x, y):
+    """lax.rem of integers, safe for constant folding."""
+    safe, by_zero = _int_divisor(x, y)
+    return lax.select(by_zero, x, lax.rem(x, safe))
+
+
+def _div_any(x, y):
+    return lax.div(x, y) if _is_float(x) else _idiv(x, y)
+
+
+def _rem_any(x, y):
+    return lax.rem(x, y) if _is_float(x) else _irem(x, y)
+
+
 @lowers("div")
 def _div(x, y):
-    return lax.div(x, y)  # floats: true division; integers: truncation, as C and lax
+    return _div_any(x, y)  # floats: true division; integers: truncation, as C and lax
 
 
 @lowers("pow")
@@ -55,13 +92,13 @@ def _pow(x, y):
     # jnp gives garbage for negative exponents (2 ** -1 was INT64_MIN); torch refuses them, a
     # compiled op cannot, so take 1 / x ** |y| truncated toward zero, as integer div does.
     p = jnp.power(x, lax.abs(y)).astype(x.dtype)
-    return lax.select(lax.lt(y, lax.full_like(y, 0)), lax.div(lax.full_like(p, 1), p), p)
+    return lax.select(lax.lt(y, lax.full_like(y, 0)), _idiv(lax.full_like(p, 1), p), p)
 
 
 @lowers("remainder")
 def _remainder(x, y):
     """Python's (and torch.remainder's) sign convention: the result has the divisor's sign."""
-    r = lax.rem(x, y)
+    r = _rem_any(x, y)
     zero = lax.full_like(r, 0)
     fix = lax.bitwise_and(lax.ne(r, zero), lax.ne(lax.lt(r, zero), lax.lt(y, lax.full_like(y, 0))))
     return lax.select(fix, lax.add(r, y), r)
@@ -83,9 +120,9 @@ def _floor_divide(x, y):
         quotient = lax.div(x, y)
         floordiv = lax.select(lax.eq(div, zero), lax.mul(zero, quotient), floordiv)  # signed 0
         return lax.select(lax.eq(y, zero), quotient, floordiv)
-    q = lax.div(x, y)
+    q = _idiv(x, y)
     zero = lax.full_like(x, 0)
-    fix = lax.bitwise_and(lax.ne(lax.rem(x, y), zero), lax.ne(lax.lt(x, zero), lax.lt(y, zero)))
+    fix = lax.bitwise_and(lax.ne(_irem(x, y), zero), lax.ne(lax.lt(x, zero), lax.lt(y, zero)))
     return lax.select(fix, lax.sub(q, lax.full_like(q, 1)), q)
 
 

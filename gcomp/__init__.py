@@ -36,14 +36,26 @@ from .frontend.shape_ops import (broadcast_to, cat, chunk, concat, concatenate, 
                                  unsqueeze)
 from .frontend.tensor import Size, Tensor, TracedValueError
 from .ir.errors import GcompError, IRParseError, IRVerifyError, ShapeError
-from .ir.types import DType, bfloat16, float16, float32, float64, int32, int64, uint8, uint32
+from .ir.types import (
+    DType,
+    bfloat16,
+    float16,
+    float32,
+    float64,
+    int8,
+    int16,
+    int32,
+    int64,
+    uint8,
+    uint32,
+)
 from .ir.types import bool_ as bool  # noqa: A001 - torch.bool
 from .runtime.compiled import CompiledFunction, CompiledModule, compile  # noqa: A004
 from .runtime.log import configure as _configure_log
 
 from . import autograd, cuda, distributed, ir  # noqa: E402
 
-half, float, double, long, int = float16, float32, float64, int64, int32  # noqa: A001
+half, float, double, long, int, short = float16, float32, float64, int64, int32, int16  # noqa: A001
 dtype = DType
 __version__ = "0.1.0"
 

@@ -10,7 +10,8 @@ from .ops import OPS, OpDef, infer_types
 from .parser import parse
 from .printer import print_graph
 from .types import (ALL_DTYPES, DType, TensorType, bfloat16, bool_, broadcast_shapes,
-                    dtype_from_name, float16, float32, float64, int32, int64, promote_types,
+                    dtype_from_name, float16, float32, float64, int8, int16, int32, int64,
+                    promote_types,
                     result_type, uint8, uint32)
 from .verify import verify
 
@@ -35,6 +36,7 @@ def compile(graph):  # noqa: A001 - mirrors jax.jit's role for a graph
 
 __all__ = ["GcompError", "IRParseError", "IRVerifyError", "ShapeError", "Graph", "Node", "Value",
            "OPS", "OpDef", "infer_types", "parse", "print_graph", "verify", "interpret", "compile",
-           "DType", "TensorType", "ALL_DTYPES", "bool_", "uint8", "uint32", "int32", "int64",
+           "DType", "TensorType", "ALL_DTYPES", "bool_", "uint8", "uint32", "int8", "int16",
+           "int32", "int64",
            "float16", "bfloat16", "float32", "float64", "promote_types", "result_type",
            "broadcast_shapes", "dtype_from_name"]

@@ -40,6 +40,8 @@ class DType:
 bool_ = DType("bool", "bool", "b", 8)
 uint8 = DType("uint8", "u8", "u", 8)
 uint32 = DType("uint32", "u32", "u", 32)
+int8 = DType("int8", "i8", "i", 8)
+int16 = DType("int16", "i16", "i", 16)
 int32 = DType("int32", "i32", "i", 32)
 int64 = DType("int64", "i64", "i", 64)
 float16 = DType("float16", "f16", "f", 16)
@@ -47,9 +49,11 @@ bfloat16 = DType("bfloat16", "bf16", "f", 16)
 float32 = DType("float32", "f32", "f", 32)
 float64 = DType("float64", "f64", "f", 64)
 
-ALL_DTYPES = (bool_, uint8, uint32, int32, int64, float16, bfloat16, float32, float64)
+ALL_DTYPES = (bool_, uint8, uint32, int8, int16, int32, int64, float16, bfloat16, float32,
+              float64)
 _BY_NAME = {d.name: d for d in ALL_DTYPES} | {d.short: d for d in ALL_DTYPES}
-_BY_NAME |= {"float": float32, "double": float64, "half": float16, "long": int64, "int": int32}
+_BY_NAME |= {"float": float32, "double": float64, "half": float16, "long": int64, "int": int32,
+             "short": int16}
 
 DEFAULT_FLOAT = float32
 DEFAULT_INT = int64
@@ -89,7 +93,8 @@ def promote_types(a: DType, b: DType) -> DType:
     signed, unsigned = (a, b) if a.kind == "i" else (b, a)
     if signed.bits > unsigned.bits:
         return signed
-    return int64
+    # the narrowest signed type wider than the unsigned one: int8 with uint8 is int16
+    return next(d for d in (int16, int32, int64) if d.bits > unsigned.bits or d is int64)
 
 
 def _combine_categories(higher: DType | None, lower: DType | None) -> DType | None:

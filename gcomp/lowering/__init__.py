@@ -24,7 +24,8 @@ LOWERINGS: dict[str, callable] = {}
 
 _JAX_DTYPES = {
     T.bool_: np.dtype(np.bool_), T.uint8: np.dtype(np.uint8), T.uint32: np.dtype(np.uint32),
-    T.int32: np.dtype(np.int32), T.int64: np.dtype(np.int64), T.float16: np.dtype(np.float16),
+    T.int8: np.dtype(np.int8), T.int16: np.dtype(np.int16), T.int32: np.dtype(np.int32),
+    T.int64: np.dtype(np.int64), T.float16: np.dtype(np.float16),
     T.bfloat16: np.dtype(ml_dtypes.bfloat16), T.float32: np.dtype(np.float32),
     T.float64: np.dtype(np.float64),
 }

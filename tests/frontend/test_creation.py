@@ -318,3 +318,30 @@ def test_dropout_style_mask_inside_compile_matches_eager():
     eager = f(x)
     gcomp.manual_seed(11)
     assert_same(gcomp.compile(f)(x), eager)
+
+
+SMALL_INTS = [np.array([[100, -100, 7], [-128, 127, 0]], np.int8),
+              np.array([[30000, -30000, 7], [-32768, 32767, 1]], np.int16)]
+
+
+@pytest.mark.parametrize("x", SMALL_INTS, ids=["int8", "int16"])
+@pytest.mark.parametrize("name, fn", [
+    ("wrapping arithmetic", lambda t, x: (x + x, x * 3, -x, x - 1)),
+    ("sum and mean promote", lambda t, x: (x.sum(), x.sum(1), x.float().mean(), x.prod(0))),
+    ("division", lambda t, x: (x // 3, x % 5, x / 2)),
+    ("with uint8 and scalars", lambda t, x: (x + t.ones(3, dtype=t.uint8), x + 2, x * 1.5,
+                                             x + t.ones(3, dtype=t.int8))),
+    ("conversions", lambda t, x: (x.char(), x.short(), x.byte(), x.to(t.int16), x.long(),
+                                  x.bool(), x.max(), x.argmax(1))),
+])
+def test_small_integer_dtypes_match_torch(name, fn, x):
+    check(fn, x, grad=False)
+
+
+def test_int8_state_dict_loads_and_prints():
+    q = torch.tensor([[-128, 5, 127]], dtype=torch.int8)
+    got = gcomp.tensor(q.numpy())
+    assert got.dtype is gcomp.int8 and got.tolist() == q.tolist()
+    assert gcomp.short is gcomp.int16 and gcomp.tensor([1]).short().dtype is gcomp.int16
+    g = gcomp.compile(lambda a: a * 2).ir(got)
+    assert "%a: i8[1,3]" in str(g) and str(gcomp.ir.parse(str(g))) == str(g)

@@ -25,6 +25,8 @@ from gcomp.ir import (
     float16,
     float32,
     float64,
+    int8,
+    int16,
     int32,
     int64,
     parse,
@@ -33,10 +35,10 @@ from gcomp.ir import (
     verify,
 )
 
-NP_DTYPES = {bool_: np.bool_, uint8: np.uint8, uint32: np.uint32, int32: np.int32, int64: np.int64,
-             float16: np.float16, bfloat16: ml_dtypes.bfloat16, float32: np.float32,
+NP_DTYPES = {bool_: np.bool_, uint8: np.uint8, uint32: np.uint32, int8: np.int8, int16: np.int16,
+             int32: np.int32, int64: np.int64, float16: np.float16, bfloat16: ml_dtypes.bfloat16, float32: np.float32,
              float64: np.float64}
-INPUT_DTYPES = [float32, float32, float32, float64, int32, int64, bool_]
+INPUT_DTYPES = [float32, float32, float32, float64, int8, int16, int32, int64, bool_]
 ARG_NAMES = ["x", "y", "input_ids", "fc1.weight", "h"]  # "fc1.weight" clashes with a state
 STATE_NAMES = ["fc1.weight", "fc1.bias", "bn.running_mean", "layers.0.w", "step"]
 NEW_STATES = ["fc1.weight.grad", "w.grad", "x"]  # "x" may also be an argument's name

@@ -40,7 +40,8 @@ def torch_operand(op):
 
 def test_dtype_names_match_torch():
     assert [torch_dtype(d) for d in ALL_DTYPES] == [
-        torch.bool, torch.uint8, torch.uint32, torch.int32, torch.int64, torch.float16,
+        torch.bool, torch.uint8, torch.uint32, torch.int8, torch.int16, torch.int32, torch.int64,
+        torch.float16,
         torch.bfloat16, torch.float32, torch.float64]
     for d in ALL_DTYPES:
         assert dtype_from_name(d.name) is d and dtype_from_name(d.short) is d

@@ -116,15 +116,7 @@ def whole_step(w, args):
         compiled, params = cnn_step(w, state, passes, conv)
         cases[f"gcomp {conv}"] = ((lambda c=compiled: c(gx, gy)),
                                   (lambda loss, p=params: gcomp_sync(loss, *p)))
-    jitted = jax.jit(jax_steps.make_step(w), donate_argnums=(0, 1))
-    held = list(jax_steps.initial(w, state))
-    jx, jy = jnp.asarray(x), jnp.asarray(y)
-
-    def jax_step():
-        held[0], held[1], loss = jitted(held[0], held[1], jx, jy)
-        return loss
-
-    cases["jax"] = (jax_step, lambda loss: jax.block_until_ready((loss, held)))
+    cases["jax"] = jax_steps.timed_case(w, state, x, y)[:2]
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     for threads in (1, 2):
         tm, tc, to = w.build(torch, state)

@@ -56,20 +56,6 @@ VARIANTS = ["compiled", "eager", "jax", "jax=", "torch"]
 TINY = {"linreg": 200}  # steps per timed round at least, for steps of tens of microseconds
 
 
-def contract_step(w):
-    """The hand-written step with gcomp's contract: ``(params, opt_state, lr, x, y) -> (params,
-    opt_state, grads, loss)``."""
-    forward = jax_steps.FORWARD[w.name]
-    loss_fn = jax_steps.mse if w.loss == "mse" else jax_steps.cross_entropy
-
-    def step(params, opt_state, lr, x, y):
-        loss, grads = jax.value_and_grad(lambda p: loss_fn(forward(p, x), y))(params)
-        params, opt_state = jax_steps.update(w.optimizer, lr, params, grads, opt_state)
-        return params, opt_state, grads, loss
-
-    return step
-
-
 def gcomp_compiled(w, state, x, y):
     """A fresh model, optimizer and compiled step; (step, sync, the CompiledFunction)."""
     model, crit, opt = w.build(gcomp, state)
@@ -97,25 +83,8 @@ def cases_for(w, state, x, y):
     cases["eager"] = (lambda: train_step(gm, gc, go, gx, gy),
                       lambda loss: gcomp_sync(loss, *gparams))
 
-    jitted = jax.jit(jax_steps.make_step(w), donate_argnums=(0, 1))
-    held = list(jax_steps.initial(w, state))
-    jx, jy = jnp.asarray(x), jnp.asarray(y)
-
-    def jax_step():
-        held[0], held[1], loss = jitted(held[0], held[1], jx, jy)
-        return loss
-
-    cases["jax"] = (jax_step, lambda loss: jax.block_until_ready((loss, held)))
-
-    same = jax.jit(contract_step(w), donate_argnums=(0, 1))
-    kept = list(jax_steps.initial(w, state)) + [None]
-    lr = jnp.asarray(w.lr, jnp.float32)
-
-    def contract():
-        kept[0], kept[1], kept[2], loss = same(kept[0], kept[1], lr, jx, jy)
-        return loss
-
-    cases["jax="] = (contract, lambda loss: jax.block_until_ready((loss, kept)))
+    cases["jax"] = jax_steps.timed_case(w, state, x, y)[:2]
+    cases["jax="] = jax_steps.timed_case(w, state, x, y, contract=True)[:2]
 
     tm, tc, to = w.build(torch, state)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)

@@ -160,6 +160,46 @@ def make_step(workload):
     return step
 
 
+def make_contract_step(workload):
+    """The hand-written step with gcomp's calling contract: ``(params, opt_state, lr, x, y) ->
+    (params, opt_state, grads, loss)``: the learning rate is an input (changing it does not
+    recompile) and the gradients are outputs (PyTorch's ``.grad`` after ``opt.step()``)."""
+    forward = FORWARD[workload.name]
+    loss_fn = mse if workload.loss == "mse" else cross_entropy
+
+    def step(params, opt_state, lr, x, y):
+        loss, grads = jax.value_and_grad(lambda p: loss_fn(forward(p, x), y))(params)
+        params, opt_state = update(workload.optimizer, lr, params, grads, opt_state)
+        return params, opt_state, grads, loss
+
+    return step
+
+
+def timed_case(workload, state: dict[str, np.ndarray], x, y, contract: bool = False):
+    """``(step, sync, jitted, held)`` for timing the hand-written step jitted with params and
+    optimizer state donated: ``step()`` runs one step on the batch ``(x, y)`` and returns the
+    loss, ``sync(loss)`` waits for it and the new state; ``held`` is the live state list.
+    ``contract``: the step of ``make_contract_step`` (lr passed in, gradients returned)."""
+    jx, jy = jnp.asarray(x), jnp.asarray(y)
+    held = list(initial(workload, state))
+    if contract:
+        jitted = jax.jit(make_contract_step(workload), donate_argnums=(0, 1))
+        held.append(None)  # the last gradients
+        lr = jnp.asarray(workload.lr, F32)
+
+        def step():
+            held[0], held[1], held[2], loss = jitted(held[0], held[1], lr, jx, jy)
+            return loss
+    else:
+        jitted = jax.jit(make_step(workload), donate_argnums=(0, 1))
+
+        def step():
+            held[0], held[1], loss = jitted(held[0], held[1], jx, jy)
+            return loss
+
+    return step, (lambda loss: jax.block_until_ready((loss, held))), jitted, held
+
+
 def initial(workload, state: dict[str, np.ndarray]):
     """(params, opt_state) as fresh device arrays (they are donated, so each user needs its own)."""
     params = {k: jnp.array(v) for k, v in state.items()}

@@ -359,27 +359,21 @@ def _torch_case(w, state, x, y, compiled: bool) -> Case:
 
 
 def _jax_case(w, state, x, y) -> Case:
-    import jax
     import jax.numpy as jnp
 
     from . import jax_steps
 
     if w.name not in jax_steps.FORWARD:
         return Case("jax", None, None, error=f"no hand-written JAX step for {w.name}")
-    jitted = jax.jit(jax_steps.make_step(w), donate_argnums=(0, 1))
-    held = list(jax_steps.initial(w, state))
+    step, sync, jitted, held = jax_steps.timed_case(w, state, x, y)
     jx, jy = jnp.asarray(x), jnp.asarray(y)
-
-    def step():
-        held[0], held[1], loss = jitted(held[0], held[1], jx, jy)
-        return loss
 
     def memory():
         exe = jitted.lower(held[0], held[1], jx, jy).compile()
         exes = [{"name": f"jax_{w.name}_step", **_memory(exe)}]
         return {**_totals(exes), "executables": exes, "cache_size": None}
 
-    return Case("jax", step, lambda loss: jax.block_until_ready((loss, held)), xla=memory)
+    return Case("jax", step, sync, xla=memory)
 
 
 def environment() -> dict:

@@ -1,2 +1,29 @@
-"""pytest puts this folder on sys.path (rootdir conftest), so tests in subfolders can import the
-shared helpers here: ``from host_devices import run_on_host_devices``."""
+"""Shared test set-up. pytest puts this folder on sys.path (rootdir conftest), so tests in
+subfolders can import the helpers here: ``from host_devices import run_on_host_devices``.
+
+One JAX persistent compilation cache for the whole run: the two xdist workers and the many
+subprocess tests compile many of the same small programs (every eager op is an XLA executable,
+about 45 ms to compile on this machine), so they share the compiled executables through a temporary
+directory, made by the first process (the xdist controller) and removed when it finishes. It
+starts empty, so a run never depends on an earlier one. Set JAX_COMPILATION_CACHE_DIR yourself to
+use another directory; tests that check the cache itself (tests/runtime/test_aot.py) run their
+subprocesses without it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+_OWNED = None
+if "GCOMP_TEST_XLA_CACHE" not in os.environ:  # the first process of the run (jax not imported)
+    _OWNED = os.environ["GCOMP_TEST_XLA_CACHE"] = tempfile.mkdtemp(prefix="gcomp-test-xla-cache-")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ["GCOMP_TEST_XLA_CACHE"])
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
+def pytest_unconfigure(config):
+    if _OWNED is not None and not hasattr(config, "workerinput"):
+        shutil.rmtree(_OWNED, ignore_errors=True)

@@ -300,9 +300,25 @@ def _to_npz(arr, dtype: DType) -> np.ndarray:
 
 def _executable_bytes(compiled, entry):
     """XLA's executable of the entry, serialized, if it takes and returns exactly the graph's
-    inputs and outputs (jit may drop unused inputs: then one that keeps them); else None."""
+    inputs and outputs (jit may drop unused inputs: then one that keeps them); else None.
+
+    An executable that JAX read from its persistent cache serializes without its code (the CPU
+    client reports "Function ... not found" when the saved copy runs), so with the cache on, the
+    executable to save is compiled afresh with the cache off."""
     graph = entry.graph
     n_in, n_out = len(graph.inputs), len(graph.all_outputs)
+    if jax.config.jax_enable_compilation_cache and jax.config.jax_compilation_cache_dir:
+        from jax.experimental.compilation_cache import compilation_cache
+
+        # JAX decides once whether its cache is on: reset, compile without it, reset again
+        compilation_cache.reset_cache()
+        jax.config.update("jax_enable_compilation_cache", False)
+        try:  # a new function object: nothing of the cached compile is reused in memory either
+            compiled = jax.jit(lambda *a: entry.run.fn(*a), donate_argnums=entry.run.donate,
+                               keep_unused=True).lower(*_specs(graph)).compile()
+        finally:
+            jax.config.update("jax_enable_compilation_cache", True)
+            compilation_cache.reset_cache()
     for attempt in range(2):
         try:
             xe = compiled.runtime_executable()

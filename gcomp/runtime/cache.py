@@ -37,7 +37,8 @@ def enable(path) -> None:
     if path == _state["dir"]:
         return
     os.makedirs(path, exist_ok=True)
-    if _state["dir"] is not None:  # JAX opens the directory once: start over in the new one
+    if _state["dir"] is not None or jax.config.jax_compilation_cache_dir not in (None, path):
+        # JAX opens its directory once (here, or its own JAX_COMPILATION_CACHE_DIR): start over
         from jax.experimental.compilation_cache import compilation_cache
 
         compilation_cache.reset_cache()

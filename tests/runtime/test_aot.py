@@ -261,6 +261,7 @@ def test_persistent_cache_hits_in_a_second_process(tmp_path):
         logging.basicConfig(level=logging.INFO)
         logging.getLogger("gcomp.cache").setLevel(logging.INFO)
         if len(sys.argv) > 1:
+            (gcomp.ones(3) * 2).sum()  # eager ops compile first (in JAX's own cache dir, if any)
             gcomp.config.cache_dir = sys.argv[1]  # set after import, instead of GCOMP_CACHE_DIR
         f = gcomp.compile(lambda x: (x.sin() * 3 + x.cos()).sum())
         t0 = time.perf_counter()
@@ -268,13 +269,48 @@ def test_persistent_cache_hits_in_a_second_process(tmp_path):
         print("first call s", time.perf_counter() - t0)
     """)
     (tmp_path / "c.py").write_text(script)
-    cache = str(tmp_path / "cache")
-    env = {k: v for k, v in os.environ.items() if k != "GCOMP_CACHE_DIR"}
+    cache, other = str(tmp_path / "cache"), str(tmp_path / "other")
+    env = {k: v for k, v in os.environ.items()  # no cache but the one under test
+           if k not in ("GCOMP_CACHE_DIR", "JAX_COMPILATION_CACHE_DIR")}
     runs = [subprocess.run([sys.executable, "c.py", *argv], cwd=tmp_path, env=env | extra,
                            capture_output=True, text=True, timeout=120, check=True)
-            for argv, extra in [((), {"GCOMP_CACHE_DIR": cache}), ((cache,), {})]]
+            for argv, extra in [((), {"GCOMP_CACHE_DIR": cache}), ((cache,), {}),
+                                # gcomp's directory wins over one JAX was given
+                                ((cache,), {"JAX_COMPILATION_CACHE_DIR": other})]]
     assert "persistent cache miss for jit_lambda" in runs[0].stderr
     assert "cache hit" not in runs[0].stderr
     assert "persistent cache hit for jit_lambda" in runs[1].stderr, runs[1].stderr
     assert "cache miss" not in runs[1].stderr
+    assert "persistent cache hit for jit_lambda" in runs[2].stderr, runs[2].stderr
+    assert "cache miss" not in runs[2].stderr
     print(runs[0].stdout, runs[1].stdout)  # the compile times, for a person reading -s output
+
+
+def test_an_artifact_saved_from_a_persistent_cache_hit_runs(tmp_path):
+    """With GCOMP_CACHE_DIR on, the second save reads the executable from the cache; what it
+    writes must still run in a process without the cache (XLA's cached copy has no code)."""
+    (tmp_path / "save.py").write_text(textwrap.dedent("""
+        import sys, gcomp
+        f = gcomp.compile(lambda x: (x * 3 - 1).relu().sum())
+        c = f.lower(gcomp.ones(4, 3)).compile()
+        c.save(sys.argv[1])
+    """))
+    (tmp_path / "load.py").write_text(textwrap.dedent("""
+        import sys, numpy as np, gcomp
+        x = np.arange(12, dtype=np.float32).reshape(4, 3) - 5
+        print("RESULT", gcomp.load(sys.argv[1])(gcomp.tensor(x)).item())
+    """))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GCOMP_CACHE_DIR", "JAX_COMPILATION_CACHE_DIR")}
+    cached = env | {"GCOMP_CACHE_DIR": str(tmp_path / "cache"), "GCOMP_LOG": "cache"}
+    saves = [subprocess.run([sys.executable, "save.py", f"a{i}.gcomp"], cwd=tmp_path, env=cached,
+                            capture_output=True, text=True, timeout=120, check=True)
+             for i in range(2)]
+    assert "persistent cache hit" in saves[1].stderr, saves[1].stderr
+    x = np.arange(12, dtype=np.float32).reshape(4, 3) - 5
+    want = float(np.maximum(x * 3 - 1, 0).sum())
+    for i in range(2):
+        run = subprocess.run([sys.executable, "load.py", f"a{i}.gcomp"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert float(run.stdout.split("RESULT")[1]) == want

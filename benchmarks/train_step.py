@@ -53,7 +53,10 @@ import gcomp
 
 DEFAULT = ["linreg", "mlp", "cnn", "lstm", "transformer"]
 VARIANTS = ["compiled", "eager", "jax", "jax=", "torch"]
-TINY = {"linreg": 200}  # steps per timed round at least, for steps of tens of microseconds
+# For steps of tens of microseconds, at least this many steps per timed round and rounds: one
+# context switch is a whole round of 10 linreg steps, and two runs' medians of 7 rounds of 200
+# steps differed by 30% (a round is still only 5 ms; 25 of them cost a second).
+TINY = {"linreg": (200, 25)}
 
 
 def gcomp_compiled(w, state, x, y):
@@ -134,8 +137,9 @@ def run_workload(w, args):
     x, y = w.data()
     cases, compiled = cases_for(w, state, x, y)
     # a round of 10 linreg steps is under a millisecond: one context switch would be its time
-    steps = max(args.steps, TINY.get(w.name, 0))
-    res = measure(cases, steps, args.repeat, args.warmup)
+    least_steps, least_rounds = TINY.get(w.name, (0, 0))
+    rounds = args.repeat if args.quick else max(args.repeat, least_rounds)
+    res = measure(cases, max(args.steps, least_steps), rounds, args.warmup)
     row = {"what": w.what, "ms_per_step": res}
     if compiled is not None:
         info = compiled.cache_info()
@@ -225,9 +229,11 @@ def main(argv=None):
     threads = args.threads or n
     torch.set_num_threads(threads)
     load = load_note(n)
+    tiny = "" if args.quick else " (at least " + ", ".join(
+        f"{r} of {s} for {k}" for k, (s, r) in TINY.items()) + ")"
     print(f"training step (zero_grad, forward, loss, backward, optimizer step), ms/step: median of "
-          f"{args.repeat} rounds of {args.steps} steps after {args.warmup} warm-up steps, the "
-          f"variants in turns, each waited for")
+          f"{args.repeat} rounds of {args.steps} steps after {args.warmup} warm-up steps{tiny}, "
+          f"the variants in turns, each waited for")
     print(f"{versions()}; CPU, {n} cores, torch.set_num_threads({threads}); "
           f"{load}; same weights and batch; "
           f"c = gcomp compiled; loss0 = largest relative difference of first-step losses vs torch; "

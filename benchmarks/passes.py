@@ -47,10 +47,6 @@ DEFAULT = ["mlp", "cnn", "lstm", "transformer"]
 # ms quiet, although default's program has fewer kernels (28 fusions vs 33, no scatter). A step
 # counts as slower beyond that.
 NOISE = 0.03
-# steps per timed round at least, for steps well under a millisecond: 10 MLP steps are a 5 ms
-# round, short enough for one preemption to move its median (three runs read 1.08-1.15 for
-# default/none, while 30 interleaved 20-step rounds read 0.97-1.05)
-SHORT_STEPS = {"mlp": 50}
 
 
 def xla_compile_ms(graph) -> float:
@@ -79,10 +75,9 @@ def workload_row(w, args) -> dict:
            "autodiff": stages["autodiff"].nodes}
     row.update(_removed(stages, row["traced"]))
     row["xla_ms"] = xla_compile_ms(gcomp.ir.parse(stages[REWRITING[-1]].graph))
-    if args.steps:
+    if args.steps != 0:
         _, _, _, base_step, base_sync = _step(w, state, "none")
-        steps = max(args.steps, SHORT_STEPS.get(w.name, 0))
-        res = measure({"default": (step, sync), "none": (base_step, base_sync)}, steps,
+        res = measure({"default": (step, sync), "none": (base_step, base_sync)}, args.steps,
                       args.repeat, warmup=2)
         row["step_ms"] = {k: v.get("median") for k, v in res.items()}
     return row
@@ -187,7 +182,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", help=f"workloads (default {','.join(DEFAULT)})")
     ap.add_argument("--sizes", default="1000,10000,50000", help="generated graph sizes")
-    ap.add_argument("--steps", type=int, default=10, help="steps per timing round (0: skip)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="steps per timing round (default: about 20 ms of them; 0: skip)")
     ap.add_argument("--repeat", type=int, default=15,
                     help="timed rounds of the step columns (medians of 5 moved by 6%%)")
     ap.add_argument("--no-steps", action="store_true", help="skip the step-time columns")
@@ -222,8 +218,8 @@ def remat_section(args) -> list[dict]:
     time with remat against the default pipeline."""
     import remat
 
-    ns = argparse.Namespace(steps=max(args.steps // 2, 2), repeat=args.repeat,
-                            layers=remat.LAYERS, budget=None)
+    steps = max(args.steps // 2, 2) if args.steps else None
+    ns = argparse.Namespace(steps=steps, repeat=args.repeat, layers=remat.LAYERS, budget=None)
     rows = [r for n in remat.DEFAULT for r in remat.step_rows(n, ns)]
     splits = [remat.split_row(n, ns) for n in remat.DEFAULT]
     print(f"\n# rematerialization (remat before fusion, against the default pipeline); "
@@ -236,7 +232,8 @@ def conv_section(args) -> dict:
     """benchmarks/conv.py's whole CNN step: conv_choice's algorithms against torch eager."""
     import conv
 
-    ns = argparse.Namespace(steps=max(args.steps, 3), repeat=args.repeat, warmup=2)
+    steps = max(args.steps, 3) if args.steps else None
+    ns = argparse.Namespace(steps=steps, repeat=args.repeat, warmup=2)
     res = conv.whole_step(WORKLOADS["cnn"], ns)
     print(f"\n# CNN training step ({WORKLOADS['cnn'].what}), ms/step (median, min-max)")
     for k, v in res.items():

@@ -53,10 +53,6 @@ import gcomp
 
 DEFAULT = ["linreg", "mlp", "cnn", "lstm", "transformer"]
 VARIANTS = ["compiled", "eager", "jax", "jax=", "torch"]
-# For steps of tens of microseconds, at least this many steps per timed round and rounds: one
-# context switch is a whole round of 10 linreg steps, and two runs' medians of 7 rounds of 200
-# steps differed by 30% (a round is still only 5 ms; 25 of them cost a second).
-TINY = {"linreg": (200, 25)}
 
 
 def gcomp_compiled(w, state, x, y):
@@ -136,10 +132,7 @@ def run_workload(w, args):
     state = w.reference_state()
     x, y = w.data()
     cases, compiled = cases_for(w, state, x, y)
-    # a round of 10 linreg steps is under a millisecond: one context switch would be its time
-    least_steps, least_rounds = TINY.get(w.name, (0, 0))
-    rounds = args.repeat if args.quick else max(args.repeat, least_rounds)
-    res = measure(cases, max(args.steps, least_steps), rounds, args.warmup)
+    res = measure(cases, args.steps, args.repeat, args.warmup)
     row = {"what": w.what, "ms_per_step": res}
     if compiled is not None:
         info = compiled.cache_info()
@@ -216,7 +209,9 @@ def print_tables(results):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", help=f"comma-separated workloads (default {','.join(DEFAULT)})")
-    ap.add_argument("--steps", type=int, default=10, help="steps per timed round")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="steps per timed round (default: as many as take about 20 ms, per "
+                         "variant: a 20 us linreg step gets rounds of 1000, a CNN step of 2-3)")
     ap.add_argument("--repeat", type=int, default=7, help="timed rounds")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first (compiles)")
     ap.add_argument("--quick", action="store_true", help="--steps 2 --repeat 3 --warmup 2")
@@ -229,11 +224,10 @@ def main(argv=None):
     threads = args.threads or n
     torch.set_num_threads(threads)
     load = load_note(n)
-    tiny = "" if args.quick else " (at least " + ", ".join(
-        f"{r} of {s} for {k}" for k, (s, r) in TINY.items()) + ")"
+    per_round = "about 20 ms" if args.steps is None else f"{args.steps} steps"
     print(f"training step (zero_grad, forward, loss, backward, optimizer step), ms/step: median of "
-          f"{args.repeat} rounds of {args.steps} steps after {args.warmup} warm-up steps{tiny}, "
-          f"the variants in turns, each waited for")
+          f"{args.repeat} rounds of {per_round} after {args.warmup} warm-up steps, the variants "
+          f"in turns, each waited for")
     print(f"{versions()}; CPU, {n} cores, torch.set_num_threads({threads}); "
           f"{load}; same weights and batch; "
           f"c = gcomp compiled; loss0 = largest relative difference of first-step losses vs torch; "

@@ -68,17 +68,10 @@ def _irem(x, y):
     return lax.select(by_zero, x, lax.rem(x, safe))
 
 
-def _div_any(x, y):
-    return lax.div(x, y) if _is_float(x) else _idiv(x, y)
-
-
-def _rem_any(x, y):
-    return lax.rem(x, y) if _is_float(x) else _irem(x, y)
-
-
 @lowers("div")
 def _div(x, y):
-    return _div_any(x, y)  # floats: true division; integers: truncation, as C and lax
+    # floats: true division; integers: truncation, as C and lax
+    return lax.div(x, y) if _is_float(x) else _idiv(x, y)
 
 
 @lowers("pow")
@@ -98,7 +91,7 @@ def _pow(x, y):
 @lowers("remainder")
 def _remainder(x, y):
     """Python's (and torch.remainder's) sign convention: the result has the divisor's sign."""
-    r = _rem_any(x, y)
+    r = lax.rem(x, y) if _is_float(x) else _irem(x, y)
     zero = lax.full_like(r, 0)
     fix = lax.bitwise_and(lax.ne(r, zero), lax.ne(lax.lt(r, zero), lax.lt(y, lax.full_like(y, 0))))
     return lax.select(fix, lax.add(r, y), r)

@@ -223,6 +223,8 @@ class _ScanVJP:
                     where.append(("xs", xs.index(v)))
                 elif v in residuals:
                     where.append(("residual", residuals.index(v)))
+                elif vmap[v] in g_xs or vmap[v] in stacked:  # a stack the loop already writes
+                    where.append(("y", (g_xs + stacked).index(vmap[v])))
                 else:
                     where.append(("y", len(g_xs) + len(stacked)))
                     stacked.append(vmap[v])
@@ -304,7 +306,9 @@ def _scan(cts, inputs, outputs, regions, length, reverse, num_consts, num_carry,
     nc, nk = num_consts, num_carry
     consts, init, xs = inputs[:nc], inputs[nc:nc + nk], inputs[nc + nk:]
     ny = len(outputs) - nk
-    fy = tuple(j for j in range(ny) if _is_float(outputs[nk + j]))
+    # a ys nobody reads (fuse_patterns' scan_last leaves the stack of an LSTM's outputs unread
+    # when only the last is used) takes no cotangent: no zeros stack feeds the reverse scan
+    fy = tuple(j for j in range(ny) if _is_float(outputs[nk + j]) and cts[nk + j] is not None)
     fk = tuple(k for k in range(nk) if _is_float(init[k]))  # carries keep their types
     wanted = set(_wanted(inputs, range(len(inputs))))
     # a float carry's cotangent flows through every step, so all float carries are seeded
@@ -319,8 +323,7 @@ def _scan(cts, inputs, outputs, regions, length, reverse, num_consts, num_carry,
     residuals = fwd[len(fwd) - vjp.n_residuals:] if vjp.n_residuals else ()
     accs = [P.zeros_like(consts[fc[k]]) for k in vjp.accumulated]
     carry_cts = [cts[k] if cts[k] is not None else P.zeros_like(outputs[k]) for k in fk]
-    y_cts = [cts[nk + j] if cts[nk + j] is not None else P.zeros_like(outputs[nk + j])
-             for j in fy]
+    y_cts = [cts[nk + j] for j in fy]
     res = bind_many("scan", *consts, *accs, *carry_cts, *xs, *residuals, *y_cts,
                     regions=(vjp.backward,), length=length, reverse=not reverse,
                     num_consts=nc, num_carry=len(accs) + len(fk), unroll=unroll)

@@ -1,4 +1,5 @@
-"""Pattern fusion: attention and log_softmax + NLL into the fused ops of ir/ops/fused.py.
+"""Pattern fusion: attention and log_softmax + NLL into the fused ops of ir/ops/fused.py, and
+the last step of a recurrence's outputs into its final state.
 
 Note [Fused patterns]
 Composites trace to primitives: ``F.scaled_dot_product_attention``, ``nn.MultiheadAttention`` and
@@ -28,6 +29,15 @@ What is matched, exactly (anything else is left as it is):
   flat index n C D + t D + d of the target t with ignored targets at 0, the coefficient the
   not-ignored mask or the weight at t times it, the mean divided by the coefficients' sum, and
   label smoothing's ``(1 - s) picked + s / C (sum_c w_c logp_c) valid``.
+
+- the last step of a scan's ys: a ``slice`` (through any transposes) taking only the last step
+  (index length - 1; 0 for a reverse scan, whose ys stay in index order) of a scan output y
+  whose body returns, as that y, the very value it returns as a carry k. The slice is that
+  final carry, reshaped and transposed: exact. nn.LSTM/GRU/RNN return the stacked hidden states
+  and the classic classifier reads ``out[:, -1]``; rewritten, the stack has no reader, so the
+  scan's VJP seeds no cotangent for it (no mostly-zero [T, B, H] stack feeds the backward loop)
+  and dce drops the stack from the forward loop: what hand-written JAX keeping only the final
+  carry does. A stack also read elsewhere stays for that reader.
 
 The intermediate values (scores, probabilities, log-probabilities, the picked values) must have
 no users outside the pattern, or the fused op would compute them a second time; the index
@@ -406,8 +416,42 @@ def _cross_entropy(mt: _Match, out: Value) -> Value | None:
         "weighted": weight is not None})
 
 
+# -- the last element of a scan's ys ------------------------------------------------------------
+def _scan_last(mt: _Match, out: Value) -> Value | None:
+    """The final carry, for a slice taking the last step of a scan's ys that is that carry."""
+    sl = out.producer
+    v, perm = sl.inputs[0], tuple(range(len(out.shape)))
+    while (t := _node(v, "transpose")) is not None:  # look through transposes of the stack
+        perm = tuple(t.attrs["perm"][d] for d in perm)
+        v, = t.inputs
+    scan = v.producer
+    if scan is None or scan.op != "scan":
+        return None
+    nk, length = scan.attrs["num_carry"], scan.attrs["length"]
+    j = v.index - nk
+    body = scan.regions[0]
+    if j < 0 or length < 1:
+        return None
+    y = body.outputs[nk + j]
+    k = next((k for k in range(nk) if body.outputs[k] is y), None)
+    axis = perm.index(0)
+    last = 0 if scan.attrs.get("reverse") else length - 1
+    if k is None or sl.attrs["start"][axis] != last or out.shape[axis] != 1:
+        return None
+    r = mt.emit("reshape", [scan.outputs[k]], {"shape": (1,) + scan.outputs[k].shape})
+    if perm != tuple(range(len(perm))):
+        r = mt.emit("transpose", [r], {"perm": perm})
+    start = tuple(0 if d == axis else s for d, s in enumerate(sl.attrs["start"]))
+    limit = tuple(1 if d == axis else s for d, s in enumerate(sl.attrs["limit"]))
+    stride = tuple(1 if d == axis else s for d, s in enumerate(sl.attrs["stride"]))
+    if any(start) or limit != r.shape or any(s != 1 for s in stride):
+        r = mt.emit("slice", [r], {"start": start, "limit": limit, "stride": stride})
+    return r
+
+
 MATCHERS = {"dot_general": (("attention", _attention),),
-            "neg": (("cross_entropy", _cross_entropy),)}
+            "neg": (("cross_entropy", _cross_entropy),),
+            "slice": (("scan_last", _scan_last),)}
 ATTENTION = ("auto", "fused", "unfused")
 
 
@@ -435,7 +479,8 @@ def _skipped() -> set[str]:
 
 @register("fuse_patterns")
 def fuse_patterns(graph: Graph) -> Graph:
-    """Replace attention and cross-entropy patterns by fused ops (Note [Fused patterns])."""
+    """Replace attention and cross-entropy patterns by fused ops, and the last step of a scan's
+    ys by its final carry (Note [Fused patterns])."""
     if not any(n.op in MATCHERS for n in graph.nodes):
         return graph
     users: dict[Value, list] = {}

@@ -396,3 +396,110 @@ def test_transformer_training_steps_match_unfused():
     assert "scaled_dot_product_attention" not in plain[2]
     _close(fused[0], plain[0], rtol=1e-5)
     _close(fused[1], plain[1], rtol=1e-4, atol=1e-5)
+
+
+# -- the last step of a scan's ys ----------------------------------------------------------------
+def _slices_of_ys(graph):
+    """How many slices read a scan's outputs, directly or through transposes."""
+    def of_scan(v):
+        while v.producer is not None and v.producer.op == "transpose":
+            v = v.producer.inputs[0]
+        return v.producer is not None and v.producer.op == "scan"
+
+    return sum(n.op == "slice" and of_scan(n.inputs[0]) for n in graph.nodes)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_lstm_last_output_gradients_match_torch(batch_first):
+    """``out[:, -1]`` of an LSTM is its final h: after fuse_patterns the forward scan stacks no
+    outputs and the backward scan reads no output cotangents, and gradients are torch's."""
+    torch.manual_seed(0)
+    ref, head = torch.nn.LSTM(4, 6, batch_first=batch_first), torch.nn.Linear(6, 3)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 5, 4) if batch_first else (5, 2, 4)).astype(np.float32)
+    out, _ = ref(torch.tensor(x))
+    loss = head(out[:, -1] if batch_first else out[-1]).square().sum()
+    loss.backward()
+    want = [loss.item()] + [p.grad.numpy() for p in [*ref.parameters(), *head.parameters()]]
+
+    lstm, lin = nn.LSTM(4, 6, batch_first=batch_first), nn.Linear(6, 3)
+    lstm.load_state_dict({k: gcomp.tensor(v.detach().numpy()) for k, v in
+                          ref.state_dict().items()})
+    lin.load_state_dict({k: gcomp.tensor(v.detach().numpy()) for k, v in
+                         head.state_dict().items()})
+    params = [*lstm.parameters(), *lin.parameters()]
+
+    def step(x):
+        for p in params:
+            p.grad = None
+        out, _ = lstm(x)
+        loss = lin(out[:, -1] if batch_first else out[-1]).square().sum()
+        loss.backward()
+        return loss
+
+    for passes in (FUSED, "none"):
+        c = gcomp.compile(step, passes=passes)
+        got = [c(gcomp.tensor(x)).item()] + [p.grad.numpy() for p in params]
+        _close(got, want, rtol=1e-5, atol=1e-6)
+        ir = c.ir(gcomp.tensor(x))
+        # the backward scan's y cotangent input (ct_y) is there only without the pass
+        assert ("ct_y" in ir) == (passes == "none"), passes
+        # the backward loop writes each stack once: the per-step gradient of the gates feeds
+        # both dW_hh (contracted after the loop) and the input projection's gradients
+        back, = [n for n in parse(ir).nodes if n.op == "scan" and n.attrs.get("reverse")]
+        ys = back.regions[0].outputs[back.attrs["num_carry"]:]
+        assert len(ys) == len({id(v) for v in ys}) == 1
+
+
+def _scan_fn(body, reverse, pick):
+    def fn(h, xs):
+        _, ys = gcomp.scan(body, h, xs, reverse=reverse)
+        return pick(ys)
+    return fn
+
+
+def _carry_out(h, x):
+    h = gcomp.tanh(h + x)
+    return h, h
+
+
+def _other_out(h, x):
+    h = gcomp.tanh(h + x)
+    return h, h * 2.0
+
+
+def _numpy_scan(body, h, xs, reverse):
+    ys = [None] * len(xs)
+    for t in (range(len(xs))[::-1] if reverse else range(len(xs))):
+        h, ys[t] = body(h, xs[t])
+    return np.stack(ys)
+
+
+@pytest.mark.parametrize("body, reverse, pick, fires", [
+    (_carry_out, False, lambda ys: ys[-1], True),
+    (_carry_out, False, lambda ys: ys.transpose(0, 1)[:, -1, 1:], True),  # through a transpose
+    (_carry_out, True, lambda ys: ys[0], True),  # reverse: index 0 is the last step run
+    (_carry_out, True, lambda ys: ys[-1], False),
+    (_carry_out, False, lambda ys: ys[-2], False),
+    (_carry_out, False, lambda ys: ys[-1:].sum(0) + ys[0], True),  # the stack is read too
+    (_other_out, False, lambda ys: ys[-1], False),  # y is not the carry
+], ids=["last", "transposed", "reverse_first", "reverse_last", "not_last", "stack_also_read",
+        "y_not_carry"])
+def test_scan_last_step_rewrite(body, reverse, pick, fires):
+    rng = np.random.default_rng(1)
+    h, xs = (rng.standard_normal(s).astype(np.float32) for s in ((3, 4), (5, 3, 4)))
+    fn = _scan_fn(body, reverse, pick)
+    graph = parse(gcomp.compile(fn, passes="none").ir(gcomp.tensor(h), gcomp.tensor(xs)))
+    fused = run_passes(graph.copy(), ["fuse_patterns"])
+    assert (_slices_of_ys(fused) < _slices_of_ys(graph)) == fires
+    np_body = {_carry_out: lambda h, x: (np.tanh(h + x),) * 2,
+               _other_out: lambda h, x: (np.tanh(h + x), 2 * np.tanh(h + x))}[body]
+    want = pick(torch.tensor(_numpy_scan(np_body, h, xs, reverse))).numpy()
+    for g in (graph, fused):
+        _close(interpret(g, h, xs), [want], rtol=1e-6, atol=1e-6)
+    # gradients through the rewritten graph, compiled, against the unfused one
+    grads = [_compiled(_with_grads(fn, (0, 1)), [h, xs], passes=p)[0] for p in (FUSED, "none")]
+    _close(*grads, rtol=1e-5, atol=1e-6)
+    if fires:  # one unit of fuel each (Note [Pass fuel])
+        assert _slices_of_ys(run_passes(graph.copy(), ["fuse_patterns"], fuel=0)) == \
+            _slices_of_ys(graph)

@@ -274,9 +274,28 @@ class Tensor(TensorBase):
 
     @data.setter
     def data(self, value: Tensor):
+        """``t.data = other``: t keeps its autograd identity and takes other's data. Of the same
+        shape and dtype, the data is written into t (an in-place update, as a state update in a
+        compiled function); of another, t takes other's shape, dtype and memory, as PyTorch's
+        ``p.data = p.data.double()`` does (eagerly only: a traced tensor's type is fixed)."""
         from .inplace import assign
 
-        assign(self, value, check=False)
+        if not isinstance(value, TensorBase):
+            raise user_error(GcompError, f"assigned data must be a tensor, got "
+                             f"{type(value).__name__}; wrap it with gcomp.tensor(...)")
+        if value._type == self._type:
+            assign(self, value, check=False)
+            return
+        if isinstance(Mode.stack[-1], TraceInterpreter) or isinstance(value._data, Value):
+            raise user_error(GcompError, (
+                f"`.data = ` of another shape or dtype ({self._type} to {value._type}) inside "
+                "gcomp.compile: a traced tensor keeps its type. Change the tensor (or call "
+                "module.to(dtype)) before calling the compiled function"))
+        if self._base is not None:
+            raise user_error(GcompError, (
+                f"`.data = ` of another shape or dtype ({self._type} to {value._type}) on a view: "
+                "assign to the tensor it views, or clone() the view first"))
+        self._storage, self._type, self._strides = value._storage, value._type, None
 
     @property
     def T(self):

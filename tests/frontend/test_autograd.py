@@ -286,6 +286,45 @@ def test_data_shares_storage_without_history():
     assert x.requires_grad and x.is_leaf
 
 
+def test_data_assignment_of_another_dtype_and_shape_as_torch():
+    """``p.data = p.data.double()`` (and a new shape) rebinds the tensor, as torch does: it keeps
+    its autograd identity and its gradients come in the new dtype; an earlier ``.data`` alias
+    keeps the old data."""
+    outs, w0, x0 = {}, arr(2, 3), arr(4, 3).astype(np.float64)
+    for T in (torch, gcomp):
+        lin = T.nn.Linear(3, 2)
+        with T.no_grad():
+            lin.weight.copy_(T.tensor(w0))
+            lin.bias.fill_(0.5)
+        old = lin.weight.data
+        lin.weight.data = lin.weight.data.double()
+        lin.bias.data = lin.bias.data.double()
+        lin(T.tensor(x0)).square().sum().backward()
+        w = T.tensor(w0[0])
+        w.requires_grad_()
+        w.data = T.zeros(5, dtype=T.float64)
+        outs[T] = (lin.weight.dtype, lin.weight.is_leaf, lin.weight.grad.dtype,
+                   np.asarray(lin.weight.grad), old.dtype, tuple(w.shape), w.dtype, w.is_leaf)
+    t, g = outs[torch], outs[gcomp]
+    assert [str(v).split(".")[-1] for v in g[:3]] == [str(v).split(".")[-1] for v in t[:3]]
+    np.testing.assert_allclose(g[3], t[3], rtol=1e-12)
+    assert str(g[4]).endswith("float32") and g[5:7] == (t[5], gcomp.float64) and g[7]
+
+
+def test_data_assignment_of_another_type_inside_compile_is_an_error():
+    p = gcomp.zeros(3)
+
+    def f(x):
+        p.data = x.double()
+        return x
+
+    with pytest.raises(gcomp.GcompError, match="test_autograd.py.*another shape or dtype"):
+        gcomp.compile(f)(gcomp.ones(3))
+    assert p.dtype == gcomp.float32 and p.shape == (3,)
+    with pytest.raises(gcomp.GcompError, match="must be a tensor"):
+        p.data = [1.0, 2.0, 3.0]
+
+
 def test_no_grad_context_manager():
     x = gcomp.tensor(arr(3), requires_grad=True)
     with gcomp.no_grad():

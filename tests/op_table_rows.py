@@ -283,6 +283,10 @@ def torch_rnn(w, h, xs, reverse=False):
 # fusion body (x, b) -> tanh(x * b) summed over its last axis: a group ending in a reduction
 FUSION_BODY = region("body", [(2, 3), (2, 3)], lambda g, x, b: [
     _op(g, "reduce_sum", _op(g, "tanh", _op(g, "mul", x, b)), axes=[1])])
+# custom_vjp regions: forward x -> sin(x), backward (x, ct) -> ct * cos(x)
+CUSTOM = {"regions": (region("forward", [(2, 3)], lambda g, x: [_op(g, "sin", x)]),
+                      region("backward", [(2, 3), (2, 3)], lambda g, x, ct: [
+                          _op(g, "mul", ct, _op(g, "cos", x))])), "wrt": [0]}
 SCAN = {"regions": (RNN_BODY,), "length": 4, "num_consts": 1, "num_carry": 1}
 SCAN_YS = {"regions": (YS_BODY,), "length": 4, "num_consts": 1, "num_carry": 0}
 COND = {"regions": (THEN, ELSE)}
@@ -540,6 +544,7 @@ ROWS: list[Row] = [
       ref=lambda w, xs: np.sin(xs @ w) * xs, torch_fn=lambda w, xs: torch.sin(xs @ w) * xs),
     R("fusion", uniform((2, 3)), uniform((2, 3)), attrs={"regions": (FUSION_BODY,)},
       ref=lambda x, b: np.tanh(x * b).sum(1), torch_fn=lambda x, b: torch.tanh(x * b).sum(1)),
+    R("custom_vjp", uniform((2, 3)), attrs=CUSTOM, ref=np.sin, torch_fn=torch.sin),
     # -- markers of the autodiff expansion and of rematerialization: identities --------------
     R("grad_seed", uniform(), ref=lambda x: x, torch_fn=lambda x: x * 1),
     R("optimization_barrier", uniform(), ref=lambda x: x, torch_fn=lambda x: x * 1),

@@ -48,6 +48,21 @@ The backward of ``cond(pred, *operands)`` is ``cond(pred, *operands, *cotangents
 are the branches' VJPs, each recomputing its branch's forward: only one branch runs, and saving
 residuals would need both branches to give the same residual types (zeros for the other branch's)
 for the cost of one branch's forward.
+
+Note [Custom VJPs]
+A ``gcomp.autograd.Function`` (torch.autograd.Function) called with inputs that need grad inside
+gcomp.compile becomes one ``custom_vjp`` node: its forward traced into region ``forward``
+(operands -> results), its backward into region ``backward`` ((operands, cotangents) ->
+gradients of the float arguments). What ``ctx.save_for_backward`` (or a tensor attribute of ctx)
+held is, in the backward region, recomputed from the operands: the backward region begins with
+a second trace of the forward. The VJP rule inlines the backward region's nodes into the graph,
+so after autodiff the forward's recomputation is ordinary nodes: cse merges it with the forward
+where the node's forward was inlined too (lowering inlines the forward region; XLA's own CSE
+sees both), and in a compiled call inside eager autograd the partition's minimum cut chooses
+what to save, as for every other op. A backward that reads its saved tensors only pays nothing
+for this; one that recomputes would pay once. Tensors the methods read from outside (a
+parameter used inside forward) are extra operands that get no gradient, as torch gives them
+none through a Function.
 """
 
 from __future__ import annotations
@@ -343,6 +358,57 @@ def _scan(cts, inputs, outputs, regions, length, reverse, num_consts, num_carry,
             g = P.transpose(g, perm=perm)
         grads[fc[k]] = g
     return grads
+
+
+# -- custom_vjp: a traced autograd.Function -----------------------------------------------------
+@defvjp("custom_vjp")
+def _custom_vjp(cts, inputs, outputs, regions, wrt):
+    """Note [Custom VJPs]: the backward region, inlined."""
+    grads: list = [None] * len(inputs)
+    if not any(needs_input_grad(i) for i in wrt):
+        return grads
+    seeds = [c if c is not None else P.zeros_like(o) for c, o in zip(cts, outputs)]
+    for i, g in zip(wrt, inline(regions[1], [*inputs, *seeds]), strict=True):
+        if needs_input_grad(i):
+            grads[i] = g
+    return grads
+
+
+def inline(region: Graph, args: list) -> list:
+    """Bind the region's nodes to ``args`` in the current interpreter: its outputs."""
+    from ..core.dispatch import Mode
+
+    env = dict(zip(region.inputs, args, strict=True))
+    interp = Mode.stack[-1]
+    located = hasattr(interp, "loc")  # the autodiff pass's emitter: keep the user's lines
+    here = interp.loc if located else None
+    try:
+        for n in region.nodes:
+            if located:
+                interp.loc = n.loc or here
+            env.update(zip(n.outputs, bind_many(n.op, *[env[v] for v in n.inputs], **n.attrs)))
+    finally:
+        if located:
+            interp.loc = here
+    return [env[v] for v in region.outputs]
+
+
+def inline_custom_vjps(graph: Graph) -> Graph:
+    """Replace each custom_vjp node of the graph (not of its regions) by its forward region's
+    nodes, once the autodiff pass has expanded every grad request. In place; returns the graph."""
+    if not any(n.op == "custom_vjp" for n in graph.nodes):
+        return graph
+    nodes, graph.nodes, mapping = graph.nodes, [], {}
+    for n in nodes:
+        if n.op != "custom_vjp":
+            graph.nodes.append(n)
+            continue
+        fwd = n.regions[0]
+        vmap = dict(zip(fwd.inputs, n.inputs, strict=True))
+        _copy_into(graph, fwd.nodes, vmap)
+        mapping.update(zip(n.outputs, (vmap[v] for v in fwd.outputs)))
+    graph.replace_all_uses(mapping)
+    return graph
 
 
 # -- merging a scan into its residual-saving re-run ----------------------------------------------

@@ -6,7 +6,7 @@ import functools
 import weakref
 
 from ..core import autograd as core_ag
-from ..core.dispatch import Mode, TraceInterpreter, user_error
+from ..core.dispatch import Mode, TraceInterpreter, bind_many, user_error
 from ..core.tensor import Storage
 from ..ir.errors import GcompError
 from .tensor import Tensor
@@ -233,9 +233,7 @@ class Function:
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         needs = Mode.grad_enabled and any(t.requires_grad for t in tensor_args)
         if needs and isinstance(Mode.stack[-1], TraceInterpreter):
-            raise user_error(GcompError, f"autograd.Function {cls.__name__} with inputs that "
-                             "require grad inside gcomp.compile is not supported yet; call it "
-                             "outside the compiled function or compute without grad")
+            return _traced_function(cls, ctx, args)
         with no_grad():
             out = cls.forward(ctx, *args)
         if not needs:
@@ -270,6 +268,92 @@ class Function:
     @staticmethod
     def backward(ctx, *grads):
         raise NotImplementedError
+
+
+def _traced_function(cls, ctx, args):
+    """``cls.apply(*args)`` inside gcomp.compile: one ``custom_vjp`` node whose backward region
+    runs ``cls.backward`` on what a second trace of the forward saved (Note [Custom VJPs] in
+    autodiff/control.py)."""
+    from ..ir.graph import Value
+    from .control import _close, _flatten, _reorder, _trace_region, _unflatten
+
+    name = cls.__name__
+    positions = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+    tensors = [args[i] for i in positions]
+
+    def call_forward(c, ts):
+        full = list(args)
+        for i, t in zip(positions, ts):
+            full[i] = t
+        with no_grad():
+            return cls.forward(c, *full)
+
+    spec = []
+
+    def forward(*ts):
+        out = call_forward(ctx, ts)
+        leaves, s = _flatten(out, f"what {name}.forward returns")
+        spec.append(s)
+        return leaves
+
+    tracer, arg_values, outs = _trace_region("forward", forward, tensors,
+                                             [f"arg{i}" for i in positions], f"{name}.forward")
+    fwd = _close(tracer, outs)
+
+    def backward(*ins):
+        ts, cts = ins[:len(tensors)], ins[len(tensors):]
+        c = FunctionCtx()
+        c.needs_input_grad = ctx.needs_input_grad
+        call_forward(c, ts)  # what backward reads, recomputed from the operands
+        grads = cls.backward(c, *cts)
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        if len(grads) != len(args):
+            raise user_error(GcompError, f"{name}.backward returned {len(grads)} gradients, "
+                             f"forward took {len(args)} arguments")
+        res = []
+        for k, (i, t) in enumerate(zip(positions, ts)):
+            g = grads[i]
+            if g is None or not t.dtype.is_floating_point:
+                continue  # no gradient, as torch gives none
+            if not isinstance(g, Tensor) or g.shape != t.shape:
+                got = list(g.shape) if isinstance(g, Tensor) else type(g).__name__
+                raise user_error(GcompError, f"{name}.backward returned an invalid gradient for "
+                                 f"argument {i}: got {got}, expected shape {list(t.shape)}")
+            if g.dtype != t.dtype:
+                g = g.to(t.dtype)
+            wrt.append(k)
+            res.append(g)
+        return res
+
+    wrt: list[int] = []
+    templates = [Tensor(Storage(None), t._type) for t in tensors + outs]
+    btracer, b_values, grads = _trace_region("backward", backward, templates,
+                                             ["arg"] * len(tensors) + ["ct"] * len(outs),
+                                             f"{name}.backward")
+    bwd = _close(btracer, grads)
+    # both regions take the arguments, then every tensor either read from outside (as cond)
+    outer: list[Tensor] = []
+    keys: dict = {}
+    for tr in (tracer, btracer):
+        for key, t in zip(tr.lifted, tr.outer):
+            if key not in keys:
+                keys[key] = len(outer)
+                outer.append(t)
+
+    def lifted(tr):
+        extra = [None] * len(outer)
+        for key, v in tr.lifted.items():
+            extra[keys[key]] = v
+        return [v if v is not None else Value(t._type, name=f"unused_{k}")
+                for k, (v, t) in enumerate(zip(extra, outer))]
+
+    _reorder(fwd, arg_values + lifted(tracer))
+    nt = len(tensors)
+    _reorder(bwd, b_values[:nt] + lifted(btracer) + b_values[nt:])
+    # the operands backward gives no gradient for take none: they enter without autograd history
+    operands = [t if k in wrt else t._alias_nograd() for k, t in enumerate(tensors + outer)]
+    results = bind_many("custom_vjp", *operands, regions=(fwd, bwd), wrt=tuple(wrt))
+    return _unflatten(spec[0], list(results))
 
 
 def grad_of(fn, argnums=0, has_aux=False):

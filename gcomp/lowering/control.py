@@ -50,6 +50,14 @@ def _fusion(*operands, regions):
     return _single(to_function(regions[0])(*operands))
 
 
+@lowers("custom_vjp")
+def _custom_vjp(*operands, regions, wrt):
+    """The forward inline; the backward region only matters to the autodiff pass."""
+    from .jit import to_function
+
+    return _single(to_function(regions[0])(*operands))
+
+
 def _single(results: tuple):
     """A rule gives one array for a one-result op, a tuple otherwise."""
     return results[0] if len(results) == 1 else results

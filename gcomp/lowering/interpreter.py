@@ -62,7 +62,11 @@ def _fusion(*operands, regions):
     return _single(interpret(regions[0], *operands))
 
 
-REFERENCE = {"cond": _cond, "scan": _scan, "fusion": _fusion}
+def _custom_vjp(*operands, regions, wrt):
+    return _single(interpret(regions[0], *operands))
+
+
+REFERENCE = {"cond": _cond, "scan": _scan, "fusion": _fusion, "custom_vjp": _custom_vjp}
 
 
 def _single(results: tuple):

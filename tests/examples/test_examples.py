@@ -107,3 +107,20 @@ def test_custom_function_backward_is_what_training_uses(monkeypatch):
     model(gcomp.rand(4, 1, 8, 8)).sum().backward()
     assert calls == [(4, 16), (4, 16)]  # both activations, in reverse order
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_custom_function_model_compiled_inside_eager_autograd():
+    """gcomp.compile(model) of the Swish model: forward and backward executables whose
+    gradients are the eager tape's (Swish's own backward, checked against torch above)."""
+    example = load_example("custom_function")
+    gcomp.manual_seed(0)
+    model = example.make_model(hidden=16)
+    x = gcomp.rand(4, 1, 8, 8)
+    model(x).square().sum().backward()
+    eager = [p.grad.numpy().copy() for p in model.parameters()]
+    model.zero_grad()
+    compiled = gcomp.compile(model)
+    compiled(x).square().sum().backward()
+    for p, want in zip(model.parameters(), eager, strict=True):
+        np.testing.assert_allclose(p.grad.numpy(), want, rtol=1e-5, atol=1e-7)
+    assert "custom_vjp(" in compiled.stages(x)[0].graph

@@ -580,6 +580,162 @@ def test_custom_function_wrong_number_of_grads_is_an_error():
         Bad.apply(x, 2.0).sum().backward()
 
 
+# -- autograd.Function inside gcomp.compile: one custom_vjp node (Note [Custom VJPs]) ----------
+def _legendre(base):
+    class LegendrePolynomial3(base.autograd.Function):
+        """The PyTorch tutorial's custom Function: P3(x) = (5x^3 - 3x) / 2."""
+
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return 0.5 * (5 * x ** 3 - 3 * x)
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            (x,) = ctx.saved_tensors
+            return grad_output * 1.5 * (5 * x ** 2 - 1)
+
+    return LegendrePolynomial3
+
+
+def _scaled_pair(base):
+    class ScaledPair(base.autograd.Function):
+        """Two outputs, a non-tensor argument, an integer tensor argument, a tensor kept as a
+        ctx attribute, a parameter read from outside in backward, and a None gradient."""
+
+        @staticmethod
+        def forward(ctx, x, k, idx, y):
+            ctx.k, ctx.y = k, y
+            return x * k + y, (x * y).sum(1)
+
+        @staticmethod
+        def backward(ctx, g1, g2):
+            return g1 * ctx.k + g2[:, None] * ctx.y, None, None, None
+
+    return ScaledPair
+
+
+def test_tutorial_function_trains_compiled_as_eager_and_torch():
+    """The tutorial's polynomial fit: a, b, c, d through P3, SGD, several steps compiled."""
+    rng = np.random.default_rng(0)
+    xs = np.linspace(-np.pi, np.pi, 200)
+    ys = np.sin(xs)
+    init = rng.standard_normal(4) * 0.1
+
+    def run(T, compile_):
+        P3 = _legendre(T).apply
+        a, b, c, d = (T.tensor(v, dtype=T.float64, requires_grad=True) for v in init)
+        x, y = T.tensor(xs), T.tensor(ys)
+
+        def step():
+            loss = (a + b * P3(c + d * x) - y).pow(2).sum()
+            loss.backward()
+            with T.no_grad():
+                for p in (a, b, c, d):
+                    p -= 5e-6 * p.grad
+                    p.grad = None
+            return loss
+
+        fn = gcomp.compile(step) if compile_ else step
+        losses = [float(fn().detach()) for _ in range(5)]
+        return losses, [float(p.detach()) for p in (a, b, c, d)], fn
+
+    want = run(torch, False)
+    for compile_ in (False, True):
+        losses, params, fn = run(gcomp, compile_)
+        np.testing.assert_allclose(losses, want[0], rtol=1e-10)
+        np.testing.assert_allclose(params, want[1], rtol=1e-10)
+    traced = fn.stages()[0].graph
+    assert "custom_vjp(" in traced and "backward(" in traced
+    assert "custom_vjp(" not in fn.ir()  # inlined once autodiff used its backward
+    assert fn.cache_info().misses == 1
+
+
+def test_compiled_function_recomputation_of_saved_tensors_merges_with_the_forward():
+    """GExp saves its output: the backward region recomputes exp(x) from x, and after autodiff
+    and cse the step computes exp once."""
+    w = gcomp.tensor(arr(4), requires_grad=True)
+
+    def step(x):
+        w.grad = None
+        GExp.apply(w * x).sum().backward()
+        return w.grad
+
+    x = arr(4)
+    c = gcomp.compile(step)
+    want = np.exp(w.detach().numpy() * x) * x
+    np.testing.assert_allclose(c(gcomp.tensor(x)).numpy(), want, rtol=1e-5)
+    assert c.ir(gcomp.tensor(x)).count(" = exp(") == 1  # at any depth (fusion regions)
+    assert gcomp.compile(step, passes="none").ir(gcomp.tensor(x)).count(" = exp(") == 2
+
+
+def test_compiled_function_with_two_outputs_attributes_and_captures_matches_torch():
+    x0, y0, w0 = arr(3, 4), arr(3, 4), arr(4)
+    idx0 = np.array([2, 0, 1])
+    grads = {}
+    for T in (torch, gcomp):
+        f = _scaled_pair(T).apply
+        w = T.tensor(w0, requires_grad=True)
+        x, y = T.tensor(x0, requires_grad=True), T.tensor(y0, requires_grad=True)
+
+        def fn(idx, f=f, x=x, y=y, w=w):
+            a, s = f(x * w, 3.0, idx, y)
+            (a.square().sum() + (s * s).sum()).backward()
+            return a.detach()
+
+        out = (gcomp.compile(fn) if T is gcomp else fn)(T.tensor(idx0))
+        grads[T] = [np.asarray(out.numpy())] + [
+            None if t.grad is None else t.grad.numpy() for t in (x, y, w)]
+    t, g = grads[torch], grads[gcomp]
+    assert t[2] is None and g[2] is None  # y's gradient was None in backward: torch gives none
+    for a, b in zip(g[:2] + g[3:], t[:2] + t[3:]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_function_graph_runs_in_the_interpreter_and_parses_back():
+    from gcomp.ir import interpret, parse
+
+    P3 = _legendre(gcomp).apply
+    w = gcomp.tensor(arr(5), requires_grad=True)
+
+    def fn(x):
+        w.grad = None
+        P3(w * x).sum().backward()
+        return w.grad
+
+    x = arr(5)
+    c = gcomp.compile(fn, passes="none")
+    text = c.stages(gcomp.tensor(x))[0].graph  # the traced graph, with the grad request
+    g = parse(text)
+    assert str(g) == text and g.op_counts()["custom_vjp"] == 1
+    want = 1.5 * (5 * (w.detach().numpy() * x) ** 2 - 1) * x
+    np.testing.assert_allclose(c(gcomp.tensor(x)).numpy(), want, rtol=1e-5)
+    ir = c.ir(gcomp.tensor(x))
+    np.testing.assert_allclose(interpret(parse(ir), x, w.detach().numpy())[0], want, rtol=1e-5)
+
+
+def test_compiled_function_bad_gradient_names_the_line():
+    class WrongShape(gcomp.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g.sum()
+
+    w = gcomp.tensor(arr(3), requires_grad=True)
+
+    def fn(x):
+        WrongShape.apply(w * x).sum().backward()
+        return x
+
+    with pytest.raises(gcomp.GcompError, match=r"test_autograd.py:\d+.*invalid gradient for "
+                                               r"argument 0: got \[\], expected shape \[3\]"):
+        gcomp.compile(fn)(gcomp.ones(3))
+    assert w.grad is None
+
+
 # ---------------------------------------------------------------------------------------------
 # gcomp.grad (jax-style)
 

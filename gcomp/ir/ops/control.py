@@ -102,3 +102,32 @@ def _fusion(types, regions):
         raise ShapeError(f"fusion: region body takes {_types(ins)}, the operands are "
                          f"{_types(types)}")
     return outs
+
+
+@declare("custom_vjp", "control", None, {"wrt": "ints"}, regions=("forward", "backward"))
+def _custom_vjp(types, regions, wrt):
+    """custom_vjp(*operands) -> forward(*operands), differentiated by ``backward``: a
+    ``gcomp.autograd.Function`` (torch.autograd.Function) inside gcomp.compile.
+
+    forward takes the operands and gives the results; backward takes the operands and one
+    cotangent per result and gives the gradients of the float operands ``wrt`` (the Function's
+    tensor arguments that its backward gives a gradient, not None, for; the other operands, such
+    as tensors its methods read from outside, get none, as in torch). The backward recomputes
+    what it needs of the forward from the operands (Note [Custom VJPs] in autodiff/control.py)."""
+    fwd, bwd = regions
+    ins, outs = _signature(fwd)
+    if ins != list(types):
+        raise ShapeError(f"custom_vjp: region forward takes {_types(ins)}, the operands are "
+                         f"{_types(types)}")
+    if any(not 0 <= i < len(types) or not types[i].dtype.is_floating_point for i in wrt):
+        raise ShapeError(f"custom_vjp: wrt {list(wrt)} must name float operands of "
+                         f"{_types(types)}")
+    b_ins, b_outs = _signature(bwd)
+    if b_ins != list(types) + outs:
+        raise ShapeError(f"custom_vjp: region backward takes {_types(b_ins)}, it must take the "
+                         f"operands and the cotangents of the results {_types(list(types) + outs)}")
+    wants = [types[i] for i in wrt]
+    if b_outs != wants:
+        raise ShapeError(f"custom_vjp: region backward gives {_types(b_outs)}, it must give the "
+                         f"gradients of the operands wrt {_types(wants)}")
+    return outs

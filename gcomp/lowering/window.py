@@ -12,7 +12,7 @@ from . import lowers
 def _init(kind, dtype):
     if kind == "sum":
         return np.array(0, dtype)
-    if np.issubdtype(dtype, np.inexact):
+    if jax.numpy.issubdtype(dtype, jax.numpy.inexact):  # numpy's misses bfloat16
         return np.array(-np.inf, dtype)
     return np.array(np.iinfo(dtype).min, dtype)
 

@@ -8,6 +8,11 @@ directory, made by the first process (the xdist controller) and removed when it 
 starts empty, so a run never depends on an earlier one. Set JAX_COMPILATION_CACHE_DIR yourself to
 use another directory; tests that check the cache itself (tests/runtime/test_aot.py) run their
 subprocesses without it.
+
+Hypothesis runs derandomized: the same examples on every run, so CI passes or fails on the code,
+not on the draw (a failing draw also spends up to five minutes shrinking). Explore new examples
+with ``GCOMP_HYPOTHESIS=explore pytest tests/passes/test_pass_semantics.py tests/ir`` (a random
+seed each run; ``--hypothesis-seed=N`` replays one), as a change to a pass or an op should.
 """
 
 from __future__ import annotations
@@ -22,6 +27,13 @@ if "GCOMP_TEST_XLA_CACHE" not in os.environ:  # the first process of the run (ja
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ["GCOMP_TEST_XLA_CACHE"])
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("GCOMP_HYPOTHESIS", "ci"))
 
 
 def pytest_unconfigure(config):

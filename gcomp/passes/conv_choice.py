@@ -28,8 +28,11 @@ a narrow input has) and sums them. So, in nanoseconds:
 where ``fill(n) = min(1, n / width)`` is how much of the convolution's tile a dimension fills,
 and the cheapest wins (XLA's on a tie). The constants were fitted to the per-convolution times
 that ``benchmarks/conv.py`` measures (every lowering, the CNN workload's five convolutions and a
-few others) and that script prints the model's choice next to the measured winner, so the model
-is checked whenever it runs. The option ``conv_backend`` overrides the backend the model assumes
+few others: least relative error, then least slowdown of the chosen lowering against the
+measured best) and that script prints the model's choice next to the measured winner, so the
+model is checked whenever it runs. Since im2col builds its patches one spatial dim at a time
+(Note [im2col lowering]), patches plus one matmul measure faster than XLA's convolution on this
+CPU nearly everywhere, even at full tiles; XLA's keeps the shapes where im2col does not apply. The option ``conv_backend`` overrides the backend the model assumes
 (by default jax's default backend, where a compiled function's inputs live unless moved).
 
 Each changed node takes one unit of pass fuel (Note [Pass fuel] in manager.py), so bisecting
@@ -51,10 +54,10 @@ log = logging.getLogger("gcomp.passes")
 CHOICES = ("auto", *ALGORITHMS)
 
 # CPU cost model constants (Note [Choosing a convolution algorithm]; fitted by benchmarks/conv.py)
-COPY_NS = 1.0  # per patch element, written by the gather and read back by the matmul
-IMAGE_NS = 0.3  # per element of kn2row's images (the matmul writes them; padded, read back)
+COPY_NS = 0.35  # per patch element, written by the gather and read back by the matmul
+IMAGE_NS = 0.05  # per element of kn2row's images (the matmul writes them; padded, read back)
 ADD_NS = 0.3  # per element read by kn2row's shifted sum
-GEMM_MACS_PER_NS = 20.0  # the dot_general of im2col and kn2row
+GEMM_MACS_PER_NS = 70.0  # the dot_general of im2col and kn2row
 XLA_MACS_PER_NS = 30.0  # XLA's CPU convolution at full tiles
 XLA_TILE = {"in": 16, "out": 16, "rows": 256}  # widths of fill(): channels, batch x positions
 

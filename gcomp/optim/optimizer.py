@@ -119,6 +119,8 @@ class Optimizer:
     """
 
     _tensor_keys: dict = {"lr": gcomp.float32}
+    # per-parameter state entries that are float32 0-d tensors (not shaped like the parameter)
+    _scalar_state: tuple = ("step",)
 
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)
@@ -241,12 +243,13 @@ class Optimizer:
                 if pairs:
                     self._update_group(group, config, pairs)
 
-    def _new_state(self, p: Tensor, fill=0.0, dtype=None) -> Tensor:
-        """A state tensor shaped like ``p``, real even while a trace runs."""
+    def _new_state(self, p: Tensor, fill=0.0, dtype=None, shape=None) -> Tensor:
+        """A state tensor shaped like ``p`` (or ``shape``), real even while a trace runs."""
         device = None if p.is_traced else p.device
         if device == _default_device():
             device = None  # placed like the parameter: uncommitted, on the default device
-        return concrete_full(p.shape, fill, dtype or p.dtype, device)
+        return concrete_full(p.shape if shape is None else tuple(shape), fill,
+                             dtype or p.dtype, device)
 
     @staticmethod
     def _new_step() -> Tensor:
@@ -348,22 +351,28 @@ class Optimizer:
                 if k != "params":
                     group[k] = tuple(v) if k == "betas" else v
 
+    def _state_shape(self, p: Tensor, name: str) -> tuple:
+        """The shape of the state tensor ``name`` of parameter ``p`` (``p``'s by default)."""
+        return tuple(p.shape)
+
     def _load_value(self, p: Tensor, index, name: str, value):
-        if isinstance(value, (bool, int, float)) and name != "step":
+        if isinstance(value, (bool, int, float)) and name not in self._scalar_state:
             return value
         try:
             arr = np.asarray(value.detach() if isinstance(value, Tensor) else value)
         except Exception as e:  # noqa: BLE001 - any unreadable value
             raise GcompError(f"optimizer state {index}.{name}: cannot read a "
                              f"{type(value).__name__} as an array ({e})") from None
-        if name == "step":
+        if name in self._scalar_state:
             if arr.size != 1:
-                raise GcompError(f"optimizer state {index}.step should hold one number, got "
+                raise GcompError(f"optimizer state {index}.{name} should hold one number, got "
                                  f"shape {list(arr.shape)}")
             return gcomp.tensor(arr.reshape(()), dtype=gcomp.float32)
-        if arr.shape != tuple(p.shape):
+        expected = self._state_shape(p, name)
+        if arr.shape != expected:
             raise GcompError(f"optimizer state {index}.{name} has shape {list(arr.shape)}, but "
-                             f"parameter {index} has shape {list(p.shape)}")
+                             f"it should have shape {list(expected)} (parameter {index} has "
+                             f"shape {list(p.shape)})")
         dtype = p.dtype if p.dtype.is_floating_point else None
         return gcomp.tensor(arr, dtype=dtype)
 

@@ -12,7 +12,7 @@ from .parameter import Buffer, Parameter  # noqa: F401
 
 for _family in ("container", "linear", "activation", "dropout", "sparse", "flatten", "loss",
                 "conv", "pooling", "normalization", "batchnorm", "rnn", "attention",
-                "transformer"):
+                "transformer", "padding", "vision", "distance", "instancenorm"):
     try:
         _mod = _importlib.import_module(f".modules.{_family}", __name__)
     except ModuleNotFoundError as _e:  # a family not written yet

@@ -21,7 +21,8 @@ from ._common import NNValueError, expand, full, scale
 __all__ = ["relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "elu", "elu_", "selu", "celu",
            "gelu", "silu", "mish", "sigmoid", "tanh", "hardtanh", "hardtanh_", "hardsigmoid",
            "hardswish", "softplus", "softsign", "tanhshrink", "logsigmoid", "softmax",
-           "softmin", "log_softmax", "threshold", "glu", "prelu"]
+           "softmin", "log_softmax", "threshold", "glu", "prelu", "softshrink", "hardshrink",
+           "rrelu", "rrelu_", "gumbel_softmax"]
 
 
 def _inplace(x: Tensor, out: Tensor, inplace: bool) -> Tensor:
@@ -237,3 +238,56 @@ def log_softmax(input: Tensor, dim=None, _stacklevel: int = 3, dtype=None) -> Te
     s = _shifted(x, d)
     lse = P.log(P.reduce_sum(P.exp(s), axes=(d,), keepdims=True))
     return P.sub(s, expand(lse, s._type.shape, range(s.ndim)))
+
+
+# -- shrinkage, randomized relu, gumbel softmax ---------------------------------------------------
+def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """x - lambd above lambd, x + lambd below -lambd, 0 between."""
+    if lambd < 0:
+        raise NNValueError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
+    zero = full(input, 0)
+    lo, hi = full(input, -lambd), full(input, lambd)
+    return P.select(P.gt(input, hi), P.sub(input, hi),
+                    P.select(P.lt(input, lo), P.sub(input, lo), zero))
+
+
+def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """x where |x| > lambd, else 0."""
+    keep = P.logical_or(P.gt(input, full(input, lambd)), P.lt(input, full(input, -lambd)))
+    return P.select(keep, input, full(input, 0))
+
+
+def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
+          inplace: bool = False) -> Tensor:
+    """Training: x * a where x <= 0, a ~ U(lower, upper) per element from gcomp's generator.
+    Eval: leaky_relu with the mean slope (lower + upper) / 2, as torch."""
+    if not training:
+        return leaky_relu(input, (lower + upper) / 2, inplace)
+    u = gcomp.rand(*input.shape, dtype=input.dtype)
+    slope = P.add(scale(u, upper - lower), full(input, lower))
+    out = P.select(P.le(input, full(input, 0)), P.mul(input, slope), input)
+    return _inplace(input, out, inplace)
+
+
+def rrelu_(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3,
+           training: bool = False) -> Tensor:
+    return rrelu(input, lower, upper, training, inplace=True)
+
+
+def gumbel_softmax(logits: Tensor, tau: float = 1, hard: bool = False, eps: float = 1e-10,
+                   dim: int = -1) -> Tensor:
+    """softmax((logits + g) / tau) with g ~ Gumbel(0, 1) drawn from gcomp's generator; hard=True
+    returns the one-hot argmax with the soft sample's gradient (straight-through)."""
+    u = gcomp.rand(*logits.shape, dtype=logits.dtype)
+    tiny = full(u, 1e-30 if logits.dtype == gcomp.float64 else 1e-37)
+    gumbels = P.neg(P.log(P.neg(P.log(P.maximum(u, tiny)))))
+    y_soft = softmax(scale(P.add(logits, gumbels), 1.0 / tau), dim)
+    if not hard:
+        return y_soft
+    d = dim % max(logits.ndim, 1)
+    with gcomp.no_grad():
+        index = y_soft.detach().argmax(d)
+        y_hard = gcomp.nn.functional.one_hot(index, logits.shape[d]).to(logits.dtype)
+        if d != logits.ndim - 1:
+            y_hard = y_hard.permute(*range(d), logits.ndim - 1, *range(d, logits.ndim - 1))
+    return P.add(P.sub(y_hard, y_soft.detach()), y_soft)

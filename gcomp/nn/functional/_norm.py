@@ -14,7 +14,8 @@ from gcomp import GcompError, Tensor
 from gcomp.core import prims as P
 from gcomp.core.dispatch import user_error
 
-__all__ = ["batch_norm", "layer_norm", "group_norm", "rms_norm"]
+__all__ = ["batch_norm", "layer_norm", "group_norm", "rms_norm", "instance_norm",
+           "local_response_norm"]
 
 _HALF = ("float16", "bfloat16")
 
@@ -197,3 +198,62 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     inv = P.rsqrt(P.add(ms, _full(red, eps, x.dtype)))
     y = P.mul(x, P.broadcast(inv, shape=shape, dims=keep))
     return _cast(_affine(y, weight, None, axes), out_dtype)
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats=True, momentum=0.1, eps=1e-5):
+    """Normalize each (sample, channel) over its spatial positions. With use_input_stats and
+    running stats given, these move toward the batch average of the instance statistics
+    (unbiased variance); without use_input_stats, the running stats normalize, as batch_norm
+    in eval."""
+    shape = tuple(input.shape)
+    if len(shape) < 3:
+        raise user_error(GcompError, f"instance_norm(): expected an input (N, C, *) with at "
+                         f"least one spatial dim, got size {list(shape)}")
+    c = shape[1]
+    for t, what in ((running_mean, "running_mean"), (running_var, "running_var"),
+                    (weight, "weight"), (bias, "bias")):
+        _check_param("instance_norm", t, (c,), what)
+    if not use_input_stats:
+        return _batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+    axes = tuple(range(2, len(shape)))
+    n = math.prod(shape[2:])
+    if n <= 1:
+        raise user_error(GcompError, f"instance_norm(): expected more than 1 spatial element "
+                         f"when training, got input size {list(shape)}")
+    out_dtype = input.dtype
+    x = _cast(input, _compute_dtype(input))
+    mean, xm, ss, inv_n, keep = _moments(x, axes)
+    invstd = P.rsqrt(P.add(P.mul(ss, inv_n), _full(ss.shape, eps, ss.dtype)))
+    y = P.mul(xm, P.broadcast(invstd, shape=shape, dims=keep))
+    if running_mean is not None or running_var is not None:
+        with gcomp.no_grad():
+            inv_b = _full((c,), 1.0 / shape[0], mean.dtype)
+            bmean = P.mul(P.reduce_sum(mean, axes=(0,)), inv_b)
+            bss = P.mul(P.reduce_sum(ss, axes=(0,)), inv_b)  # mean over the batch of ss
+            _update_running(running_mean, running_var, bmean, bss, n, momentum, None)
+    return _cast(_affine(y, weight, bias, (1,)), out_dtype)
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """input / (k + alpha * mean of squares over ``size`` neighbouring channels) ** beta, the
+    window zero-padded by size // 2 before and (size - 1) // 2 after, as torch."""
+    shape = tuple(input.shape)
+    if len(shape) < 3:
+        raise user_error(GcompError, f"Expected 3D or higher dimensionality input (got "
+                         f"{len(shape)} dimensions)")
+    if input.numel() == 0:
+        return input
+    c = shape[1]
+    sq = P.mul(input, input)
+    lo, hi = size // 2, (size - 1) // 2
+    padded = P.pad(sq, low=(0, lo) + (0,) * (len(shape) - 2),
+                   high=(0, hi) + (0,) * (len(shape) - 2), interior=(0,) * len(shape), value=0.0)
+    total = None
+    for j in range(size):
+        start = (0, j) + (0,) * (len(shape) - 2)
+        limit = (shape[0], j + c) + shape[2:]
+        piece = P.slice(padded, start=start, limit=limit, stride=(1,) * len(shape))
+        total = piece if total is None else P.add(total, piece)
+    div = P.add(P.mul(total, _full(shape, alpha / size, input.dtype)), _full(shape, k, input.dtype))
+    return P.div(input, P.pow(div, _full(shape, beta, input.dtype)))

@@ -21,7 +21,10 @@ from ._conv import _tuple
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
            "max_pool2d_with_indices", "max_pool3d_with_indices", "avg_pool1d", "avg_pool2d",
-           "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d"]
+           "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+           "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool1d_with_indices",
+           "adaptive_max_pool2d_with_indices", "adaptive_max_pool3d",
+           "adaptive_max_pool3d_with_indices", "lp_pool1d", "lp_pool2d"]
 
 
 def pool_out_size(n, k, s, p, d, ceil_mode) -> int:
@@ -278,3 +281,102 @@ def adaptive_avg_pool2d(input, output_size):
 
 def adaptive_avg_pool3d(input, output_size):
     return _adaptive_avg_pool(input, 3, output_size, "adaptive_avg_pool3d")
+
+
+def _adaptive_windows(n: int, o: int) -> np.ndarray:
+    """(o, K) input rows of torch's adaptive windows [floor(i*n/o), ceil((i+1)*n/o)), short
+    windows padded by repeating their last row (which changes neither max nor first argmax)."""
+    starts = [(i * n) // o for i in range(o)]
+    ends = [-((-(i + 1) * n) // o) for i in range(o)]
+    k = max(e - s for s, e in zip(starts, ends, strict=True))
+    return np.array([[min(s + j, e - 1) for j in range(k)] for s, e in zip(starts, ends,
+                                                                            strict=True)])
+
+
+def _adaptive_max_pool(x, nsp, output_size, return_indices, fn):
+    shape = tuple(x.shape)
+    if len(shape) not in (nsp + 1, nsp + 2):
+        raise user_error(GcompError, f"{fn}(): Expected {nsp + 1}D or {nsp + 2}D tensor, but got "
+                         f"{list(shape)}")
+    lead = len(shape) - nsp
+    spatial = shape[lead:]
+    if isinstance(output_size, int) or output_size is None:
+        output_size = (output_size,) * nsp
+    output_size = tuple(output_size)
+    out = tuple(n if o is None else int(o) for n, o in zip(spatial, output_size, strict=False))
+    if len(output_size) != nsp or min(out) <= 0 or min(spatial) <= 0:
+        raise user_error(GcompError, f"{fn}(): bad output_size {output_size} for input of size "
+                         f"{list(shape)}")
+    wins = [_adaptive_windows(n, o) for n, o in zip(spatial, out, strict=True)]
+    # Gather every window: spatial dim i of size n becomes (o_i, K_i), then the K's go last.
+    y = x
+    for i, w in enumerate(wins):
+        d = lead + 2 * i
+        y = P.take(y, gcomp.tensor(w.reshape(-1)), axis=d)
+        cur = tuple(y.shape)
+        y = P.reshape(y, shape=cur[:d] + w.shape + cur[d + 1:])
+    perm = tuple(range(lead)) + tuple(lead + 2 * i for i in range(nsp)) + \
+        tuple(lead + 2 * i + 1 for i in range(nsp))
+    y = P.transpose(y, perm=perm)
+    ksize = math.prod(w.shape[1] for w in wins)
+    y = P.reshape(y, shape=shape[:lead] + out + (ksize,))
+    values = P.reduce_max(y, axes=(len(shape),), keepdims=False)
+    if not return_indices:
+        return values
+    with gcomp.no_grad():
+        arg = y.detach().argmax(len(shape))
+        # flat input index of each window element: (o_1, .., o_nsp, K_1 .. K_nsp) -> (.., K)
+        flat = np.zeros((1,) * (2 * nsp), np.int64)
+        for i, w in enumerate(wins):
+            shape_i = [1] * (2 * nsp)
+            shape_i[i], shape_i[nsp + i] = w.shape
+            flat = flat + w.reshape(shape_i) * math.prod(spatial[i + 1:])
+        flat = flat.reshape(out + (ksize,))
+        table = gcomp.tensor(flat).expand(*shape[:lead], *out, ksize)
+        idx = gcomp.take_along_dim(table, arg.unsqueeze(-1), dim=len(shape)).squeeze(-1)
+    return values, idx
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    return _adaptive_max_pool(input, 1, output_size, return_indices, "adaptive_max_pool1d")
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    return _adaptive_max_pool(input, 2, output_size, return_indices, "adaptive_max_pool2d")
+
+
+def adaptive_max_pool1d_with_indices(input, output_size, return_indices=True):
+    return _adaptive_max_pool(input, 1, output_size, True, "adaptive_max_pool1d")
+
+
+def adaptive_max_pool2d_with_indices(input, output_size, return_indices=True):
+    return _adaptive_max_pool(input, 2, output_size, True, "adaptive_max_pool2d")
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    return _adaptive_max_pool(input, 3, output_size, return_indices, "adaptive_max_pool3d")
+
+
+def adaptive_max_pool3d_with_indices(input, output_size, return_indices=True):
+    return _adaptive_max_pool(input, 3, output_size, True, "adaptive_max_pool3d")
+
+
+def _lp_pool(x, nsp, norm_type, kernel_size, stride, ceil_mode, fn):
+    """(sum of x^p over each window)^(1/p), as torch: an average pool of x^p times the window
+    size, negative sums clamped to 0."""
+    k = _tuple(kernel_size, nsp, "kernel_size")
+    if stride is not None:
+        stride = _tuple(stride, nsp, "stride")
+    p = float(norm_type)
+    powered = gcomp.pow(x, p)
+    avg = _avg_pool(powered, nsp, k, stride, 0, ceil_mode, True, None, fn)
+    total = gcomp.sign(avg) * gcomp.relu(gcomp.abs(avg)) * math.prod(k)
+    return gcomp.pow(total, 1.0 / p)
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    return _lp_pool(input, 1, norm_type, kernel_size, stride, ceil_mode, "lp_pool1d")
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    return _lp_pool(input, 2, norm_type, kernel_size, stride, ceil_mode, "lp_pool2d")

@@ -6,7 +6,8 @@ from ..functional import _pool as F
 from .module import Module
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
-           "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d"]
+           "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
+           "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "LPPool1d", "LPPool2d"]
 
 
 class _MaxPoolNd(Module):
@@ -126,3 +127,68 @@ class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
     """Average pooling to a given output size (D, H, W); None keeps the input's size."""
 
     _nsp = 3
+
+
+class _AdaptiveMaxPoolNd(Module):
+    _nsp = 2
+
+    def __init__(self, output_size, return_indices: bool = False):
+        super().__init__()
+        self.output_size = output_size
+        self.return_indices = return_indices
+
+    def forward(self, input):
+        return F._adaptive_max_pool(input, self._nsp, self.output_size, self.return_indices,
+                                    f"adaptive_max_pool{self._nsp}d")
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
+    """Max pooling to a given output length, windows as torch computes them."""
+
+    _nsp = 1
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
+    """Max pooling to a given output size (H, W); None keeps the input's size."""
+
+    _nsp = 2
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    """Max pooling to a given output size (D, H, W); None keeps the input's size."""
+
+    _nsp = 3
+
+
+class _LPPoolNd(Module):
+    _nsp = 2
+
+    def __init__(self, norm_type: float, kernel_size, stride=None, ceil_mode: bool = False):
+        super().__init__()
+        self.norm_type = norm_type
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.ceil_mode = ceil_mode
+
+    def forward(self, input):
+        return F._lp_pool(input, self._nsp, self.norm_type, self.kernel_size, self.stride,
+                          self.ceil_mode, f"lp_pool{self._nsp}d")
+
+    def extra_repr(self) -> str:
+        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, ceil_mode={self.ceil_mode}")
+
+
+class LPPool1d(_LPPoolNd):
+    """Power-average pooling over (N, C, L) or (C, L) input."""
+
+    _nsp = 1
+
+
+class LPPool2d(_LPPoolNd):
+    """Power-average pooling over (N, C, H, W) or (C, H, W) input."""
+
+    _nsp = 2

@@ -8,6 +8,8 @@ import gcomp
 from gcomp import GcompError, Tensor
 from gcomp.core import prims as P
 
+from . import rnn  # noqa: F401  (torch.nn.utils.rnn)
+
 __all__ = ["clip_grad_norm_", "clip_grad_norm", "clip_grad_value_", "get_total_norm",
            "clip_grads_with_norm_", "parameters_to_vector", "vector_to_parameters"]
 

@@ -29,6 +29,16 @@ from .frontend.ops import (abs, add, all, allclose, amax, amin, any, argmax, arg
                            relu, remainder, round, rsqrt, sigmoid, sign, sin, softmax, sqrt,
                            square, std, sub, subtract, sum, tan, tanh, true_divide, trunc, var,
                            where)
+# elementwise math API: inverse trig, special functions, NaN-aware helpers, dtype limits
+from .frontend.dtype_info import finfo, iinfo
+from math import e, inf, nan, pi  # torch.e, torch.inf, torch.nan, torch.pi
+from .frontend.ops import (absolute, acos, acosh, addcdiv, addcmul, arccos, arccosh, arcsin,
+                           arcsinh, arctan, arctan2, arctanh, asin, asinh, atan, atanh, clamp_max,
+                           clamp_min, copysign, cosh, count_nonzero, deg2rad, digamma, erfc,
+                           float_power, fmax, fmin, frac, heaviside, hypot, is_complex,
+                           is_floating_point, is_nonzero, isneginf, isposinf, isreal, lgamma,
+                           logaddexp, logaddexp2, logit, nan_to_num, nanmean, nansum, not_equal,
+                           polygamma, rad2deg, sgn, signbit, sinc, sinh, xlogy)
 from .frontend.shape_ops import (broadcast_to, cat, chunk, concat, concatenate, expand, flatten,
                                  flip, gather, index_select, masked_select, narrow, nonzero,
                                  permute, repeat, reshape, roll, split, squeeze, stack, swapaxes,
@@ -57,6 +67,7 @@ from . import autograd, cuda, distributed, ir  # noqa: E402
 
 half, float, double, long, int, short = float16, float32, float64, int64, int32, int16  # noqa: A001
 dtype = DType
+newaxis = None  # math API: torch.newaxis (inf, nan, pi, e come from math above)
 __version__ = "0.1.0"
 
 
@@ -92,32 +103,83 @@ def clone(t):
 _configure_log()
 
 from . import data, nn, optim, utils  # noqa: E402, F401
+
+# -- PyTorch's runtime names: legacy constructors, random sampling, accelerator, backends ------
+from . import accelerator, backends  # noqa: E402, F401
+from .frontend.creation import get_rng_state, initial_seed, set_rng_state  # noqa: E402, F401
+from .frontend.legacy import LEGACY as _LEGACY  # noqa: E402
+from .frontend.random_ops import multinomial, normal, randperm  # noqa: E402, F401
+
+globals().update(_LEGACY)  # FloatTensor, LongTensor, ... (Note [Legacy constructors])
 from .bench import benchmark  # noqa: E402, F401
 from .runtime.aot import Compiled, Loaded, Lowered, Spec  # noqa: E402, F401
 from .runtime.cache import config  # noqa: E402, F401
 from .serialization import load_state, save  # noqa: E402, F401
 
 
-def load(path, **options):
-    """What ``path`` holds, by its content: a saved program (``Compiled.save``, Note [Artifacts]
-    in gcomp/runtime/aot.py) as a callable ``gcomp.Loaded``; else, like ``torch.load``, what
-    ``gcomp.save`` wrote (tensors, state dicts). ``options`` go to the artifact loader
-    (``use_executable=False``)."""
+def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **options):
+    """What ``f`` (a path or a binary file object) holds, by its content: a saved program
+    (``Compiled.save``, Note [Artifacts] in gcomp/runtime/aot.py) as a callable ``gcomp.Loaded``;
+    else, like ``torch.load``, what ``gcomp.save`` or ``torch.save`` wrote (tensors, state dicts,
+    checkpoint dicts; Note [Reading torch.save files] in gcomp/serialization.py), with tensors
+    moved to ``map_location`` if given. A pickled object (``gcomp.save(model)``) loads only with
+    ``weights_only=False``. ``options`` go to the artifact loader (``use_executable=False``)."""
+    import os
     import zipfile
 
     from .runtime import aot
-    from .serialization import _STRUCTURE
+    from .serialization import _STRUCTURE, _is_torch_zip, load_any, map_location_device
 
+    where = getattr(f, "name", "the file") if hasattr(f, "read") else os.fspath(f)
+    if not hasattr(f, "read") and not os.path.exists(where):
+        raise GcompError(f"gcomp.load: no such file: {where}")
     try:
-        with zipfile.ZipFile(path) as z:
-            is_state = f"{_STRUCTURE}.npy" in z.namelist()
+        with zipfile.ZipFile(f) as z:
+            names = z.namelist()
+        is_state = f"{_STRUCTURE}.npy" in names or _is_torch_zip(names) is not None
     except (OSError, zipfile.BadZipFile):
         is_state = False
+    if hasattr(f, "seek"):
+        f.seek(0)
     if is_state:
-        return load_state(path)
-    return aot.load(path, **options)  # an artifact, or the error that says what the file is not
+        return load_any(f, map_location_device(map_location), weights_only, where)
+    return aot.load(f, **options)  # an artifact, or the error that says what the file is not
 
 
 from .runtime import cache as _cache  # noqa: E402
 
 _cache.from_env()  # GCOMP_CACHE_DIR (Note [Persistent cache] in gcomp/runtime/cache.py)
+
+# -- scatter / index / shape helpers and linear algebra (scatter-index-linalg work) ----------
+from .frontend.shape_ops import (index_add, index_copy, index_fill, index_put,  # noqa: E402
+                                 masked_fill, masked_scatter, put, scatter, scatter_add,
+                                 scatter_reduce)
+# -- end scatter-index-linalg block --
+from .frontend.shape_ops import (argwhere, atleast_1d, atleast_2d, atleast_3d,  # noqa: E402
+                                 block_diag, broadcast_shapes, broadcast_tensors, cartesian_prod,
+                                 column_stack, combinations, diag, diag_embed, diagflat, diagonal,
+                                 dsplit, dstack, fliplr, flipud, hsplit, hstack, meshgrid,
+                                 moveaxis, movedim, ravel, repeat_interleave, rot90, row_stack,
+                                 select, select_scatter, slice_scatter, swapdims, tensor_split,
+                                 tile, trace, tril_indices, triu_indices, unravel_index, vsplit,
+                                 vstack)
+# -- end scatter-index-linalg block (2) --
+from . import linalg  # noqa: E402
+from .linalg.legacy import (cholesky, det, inverse, logdet, matrix_power,  # noqa: E402
+                            pinverse, qr, slogdet, svd)
+from .linalg.products import (addbmm, addmm, addmv, addr, baddbmm, cdist,  # noqa: E402
+                              chain_matmul, cross, diff, ger, inner, kron, tensordot, vdot)
+# -- end scatter-index-linalg block (3) --
+
+# -- sorting, selection and cumulative ops (frontend/sorting.py) ------------------------------
+from .frontend.sorting import (argsort, bincount, bucketize, cummax, cummin,  # noqa: E402
+                               cumprod, histc, kthvalue, logcumsumexp, median, mode, msort,
+                               nanmedian, nanquantile, quantile, searchsorted, sort, topk, unique,
+                               unique_consecutive)
+# -- end sorting block --
+
+# out= for the torch namespace's tensor functions (gcomp/frontend/out.py); keep this last, after
+# every export
+from .frontend.out import wrap_namespace as _wrap_out  # noqa: E402
+
+_wrap_out(globals())

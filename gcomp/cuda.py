@@ -25,3 +25,27 @@ def manual_seed(seed: int) -> None:
 
 
 manual_seed_all = manual_seed
+
+
+def synchronize(device=None) -> None:
+    """Wait for the work queued on the GPU (gcomp.accelerator.synchronize); a no-op without one."""
+    from . import accelerator
+
+    if is_available():
+        accelerator.synchronize(device)
+
+
+def memory_allocated(device=None) -> int:
+    from . import accelerator
+
+    return accelerator.memory_allocated(device) if is_available() else 0
+
+
+def max_memory_allocated(device=None) -> int:
+    from . import accelerator
+
+    return accelerator.max_memory_allocated(device) if is_available() else 0
+
+
+def empty_cache() -> None:
+    """Nothing to do (gcomp.accelerator.empty_cache)."""

@@ -66,22 +66,41 @@ def _encode(obj, arrays: list, where: str):
                      "them")
 
 
-def save(obj, path) -> None:
-    """Save a state dict (nested dicts/lists/tuples of tensors, arrays, numbers, strings) to
-    ``path`` atomically: the old file stays intact if writing fails."""
-    path = os.fspath(path)
+def save(obj, f) -> None:
+    """Save ``obj`` to ``f`` (a path, written atomically: the old file stays intact if writing
+    fails; or a binary file object). A state dict (nested dicts/lists/tuples of tensors, arrays,
+    numbers, strings) is written without pickle; anything else (a whole module, as
+    ``torch.save(model, path)``) is pickled, and loading it needs ``weights_only=False``."""
     arrays: list = []
-    structure = {"format": _FORMAT, "value": _encode(obj, arrays, "the object")}
+    try:
+        value = _encode(obj, arrays, "the object")
+    except GcompError:
+        if _is_state_like(obj):
+            raise  # a dict or list with a bad entry: say which
+        return save_pickled(obj, f)
+    structure = {"format": _FORMAT, "value": value}
     payload = {f"a{i}": a for i, a in enumerate(arrays)}
     payload[_STRUCTURE] = np.frombuffer(json.dumps(structure).encode(), dtype=np.uint8)
+    _write(payload, f)
+
+
+def _is_state_like(obj) -> bool:
+    return isinstance(obj, (dict, list, tuple))
+
+
+def _write(payload: dict, f) -> None:
+    if hasattr(f, "write"):
+        np.savez(f, **payload)
+        return
+    path = os.fspath(f)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
                                suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
+        with os.fdopen(fd, "wb") as out:
+            np.savez(out, **payload)
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -130,12 +149,17 @@ def _decode(obj, arrays, path):
 
 
 def load_state(path):
-    """Load what ``gcomp.save`` wrote, with gcomp tensors in place of tensors and arrays."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise GcompError(f"gcomp.load_state: no such file: {path}")
+    """Load what ``gcomp.save`` wrote, with gcomp tensors in place of tensors and arrays
+    (``path``: a path or a binary file object)."""
+    source = path
+    if hasattr(path, "read"):
+        path = getattr(path, "name", "the file")
+    else:
+        path = source = os.fspath(path)
+        if not os.path.exists(path):
+            raise GcompError(f"gcomp.load_state: no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with np.load(source, allow_pickle=False) as npz:
             if _STRUCTURE not in npz.files:
                 raise GcompError(f"gcomp.load_state: {path} is an .npz file but not one written "
                                  "by gcomp.save (no structure entry)")
@@ -158,3 +182,204 @@ def load_state(path):
             UnicodeDecodeError, zlib.error) as e:
         raise GcompError(f"gcomp.load_state: {path} is truncated or corrupt "
                          f"({type(e).__name__}: {e})") from None
+
+
+# -- PyTorch's own files ----------------------------------------------------------------------
+# Note [Reading torch.save files]
+# ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+# torch.save (since 1.6) writes a zip: ``<root>/data.pkl`` pickles the object with each tensor
+# storage replaced by a persistent id ``("storage", torch.FloatStorage, key, location, numel)``
+# whose bytes are ``<root>/data/<key>``; tensors are rebuilt by ``torch._utils._rebuild_tensor_v2
+# (storage, offset, size, stride, requires_grad, hooks)``. gcomp reads these files without torch
+# with an unpickler that knows only those names, OrderedDict and plain builtins (what a
+# state_dict, an optimizer's state_dict or a checkpoint dict holds), like torch.load's
+# weights_only mode: nothing else in the file is ever constructed, so loading is safe. Storages
+# shared between tensors (tied weights, views) become separate copies.
+
+_TORCH_STORAGES = {"FloatStorage": "float32", "DoubleStorage": "float64",
+                   "HalfStorage": "float16", "BFloat16Storage": "bfloat16",
+                   "LongStorage": "int64", "IntStorage": "int32", "ShortStorage": "int16",
+                   "CharStorage": "int8", "ByteStorage": "uint8", "BoolStorage": "bool"}
+_SAFE_BUILTINS = {"set", "frozenset", "slice", "complex", "bytearray", "range", "tuple", "list",
+                  "dict", "int", "float", "bool", "str", "bytes"}
+
+
+class _TorchStorageType:
+    def __init__(self, name):
+        self.dtype = dtype_from_name(_TORCH_STORAGES[name])
+
+
+def _np_dtype(dtype):
+    from .lowering import to_jax_dtype
+
+    return np.dtype(to_jax_dtype(dtype))
+
+
+def _torch_member(names, root: str, what: str) -> str:
+    return next(n for n in names if n == f"{root}{what}")
+
+
+def _is_torch_zip(names) -> str | None:
+    """The archive root of a torch.save zip ('archive/'), or None."""
+    for n in names:
+        if n.endswith("data.pkl") and n.count("/") == 1:
+            return n[: -len("data.pkl")]
+    return None
+
+
+def _load_torch(f, root: str, path: str, map_location=None):
+    import collections
+    import io
+    import pickle
+
+    from .frontend.creation import tensor
+    from .nn.parameter import Parameter
+
+    with zipfile.ZipFile(f) as z:
+        names = z.namelist()
+        order = z.read(f"{root}byteorder").decode() if f"{root}byteorder" in names else "little"
+        storages: dict = {}
+
+        def rebuild(storage, offset, size, stride, requires_grad=False, hooks=None, meta=None):
+            dtype, arr = storage
+            n = int(np.prod(size)) if len(size) else 1
+            if n == 0:
+                out = np.zeros(tuple(size), _np_dtype(dtype))
+            else:
+                span = offset + sum((s - 1) * st for s, st in zip(size, stride)) + 1
+                if span > arr.size:
+                    raise GcompError(f"gcomp.load: {path} is corrupt (a tensor reaches past its "
+                                     "storage)")
+                out = np.lib.stride_tricks.as_strided(
+                    arr[offset:], shape=tuple(size),
+                    strides=tuple(st * arr.itemsize for st in stride)).copy()
+            t = tensor(out, dtype=dtype)
+            if map_location is not None:
+                t = t.to(map_location)
+            if requires_grad:
+                t.requires_grad_(True)
+            return t
+
+        def parameter(data, requires_grad=True, hooks=None, state=None):
+            return Parameter(data, requires_grad)
+
+        class Unpickler(pickle.Unpickler):
+            def find_class(self, module, name):
+                if module == "torch._utils" and name == "_rebuild_tensor_v2":
+                    return rebuild
+                if module == "torch._utils" and name in ("_rebuild_parameter",
+                                                         "_rebuild_parameter_with_state"):
+                    return parameter
+                if module == "torch" and name in _TORCH_STORAGES:
+                    return _TorchStorageType(name)
+                if module == "torch" and name == "Size":
+                    return tuple
+                if module == "collections" and name == "OrderedDict":
+                    return collections.OrderedDict
+                if module == "builtins" and name in _SAFE_BUILTINS:
+                    import builtins
+
+                    return getattr(builtins, name)
+                raise GcompError(
+                    f"gcomp.load: {path} holds a pickled {module}.{name}, which gcomp does not "
+                    "construct (it reads tensors, state dicts and checkpoint dicts of them, as "
+                    "torch.load(weights_only=True) does); in PyTorch, save model.state_dict() "
+                    "instead of the model and load it with load_state_dict")
+
+            def persistent_load(self, pid):
+                if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
+                    raise GcompError(f"gcomp.load: {path} has an unknown record {pid!r:.80}")
+                _, stype, key, _location, _numel = pid
+                if key not in storages:
+                    member = f"{root}data/{key}"
+                    if member not in names:
+                        raise GcompError(f"gcomp.load: {path} is missing storage {member}")
+                    dt = _np_dtype(stype.dtype).newbyteorder("<" if order == "little" else ">")
+                    arr = np.frombuffer(z.read(member), dtype=dt)
+                    storages[key] = (stype.dtype, arr.astype(arr.dtype.newbyteorder("=")))
+                return storages[key]
+
+        data = z.read(f"{root}data.pkl")
+        try:
+            return Unpickler(io.BytesIO(data)).load()
+        except GcompError:
+            raise
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError) as e:
+            raise GcompError(f"gcomp.load: {path} is truncated or corrupt "
+                             f"({type(e).__name__}: {e})") from None
+
+
+# -- objects that are not state: pickled ------------------------------------------------------
+_PICKLE = "__pickle__"
+_PICKLE_FORMAT = "gcomp.pickle/1"
+
+
+def save_pickled(obj, f) -> None:
+    """``gcomp.save`` of an object that is not a state dict (a whole module, as
+    ``torch.save(model, path)``): pickled, in the same .npz container; loading it needs
+    ``weights_only=False``, as in torch, because unpickling runs code from the file."""
+    import io
+    import pickle
+
+    buf = io.BytesIO()
+    try:
+        pickle.dump(obj, buf, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError) as e:
+        raise GcompError(f"gcomp.save: the object cannot be pickled ({e}); save its "
+                         "state_dict() instead") from None
+    payload = {_PICKLE: np.frombuffer(buf.getvalue(), dtype=np.uint8),
+               _STRUCTURE: np.frombuffer(json.dumps({"format": _PICKLE_FORMAT}).encode(),
+                                         dtype=np.uint8)}
+    _write(payload, f)
+
+
+def load_any(f, map_location=None, weights_only=None, path: str = "the file"):
+    """What ``gcomp.save`` or ``torch.save`` wrote (see gcomp.load)."""
+    import pickle
+
+    with zipfile.ZipFile(f) as z:
+        names = z.namelist()
+    if hasattr(f, "seek"):
+        f.seek(0)
+    root = _is_torch_zip(names)
+    if root is not None:
+        out = _load_torch(f, root, path, map_location)
+        return out
+    if f"{_PICKLE}.npy" in names:
+        if weights_only is not False:
+            raise GcompError(f"gcomp.load: {path} holds a pickled object (gcomp.save of "
+                             "something that is not a state dict, such as a whole module); "
+                             "unpickling runs code from the file, so pass weights_only=False if "
+                             "you trust its source, or save and load a state_dict()")
+        with np.load(f, allow_pickle=False) as npz:
+            return pickle.loads(npz[_PICKLE].tobytes())
+    out = load_state(f)
+    return _move(out, map_location) if map_location is not None else out
+
+
+def _move(obj, device):
+    if isinstance(obj, Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return type(obj)((k, _move(v, device)) for k, v in obj.items()) \
+            if type(obj) is not dict else {k: _move(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_move(v, device) for v in obj)
+    return obj
+
+
+def map_location_device(map_location):
+    """The device a ``map_location`` names: a device or its name, a {saved: target} dict
+    with one target, or None."""
+    from .frontend.device import device as Device
+
+    if map_location is None:
+        return None
+    if isinstance(map_location, (str, Device)):
+        return Device(map_location) if isinstance(map_location, str) else map_location
+    if isinstance(map_location, dict):
+        targets = {str(v) for v in map_location.values()}
+        if len(targets) == 1:
+            return Device(targets.pop())
+    raise GcompError(f"gcomp.load: map_location={map_location!r} is not supported; use a device "
+                     "('cpu', 'cuda:0'), or move the loaded tensors with .to(device)")

@@ -326,6 +326,25 @@ ROWS: list[Row] = [
     R("sign", const(WITH_ZEROS), ref=np.sign),
     R("stop_gradient", uniform(), ref=lambda x: x, torch_fn=lambda x: x.detach() + 0 * x,
       fd=False),  # deliberately not the derivative of the identity
+    # -- elementwise math API: inverse trig, hyperbolic, erfc, the gamma family ---------------
+    R("asin", uniform(S, -0.9, 0.9), torch_fn=torch.asin),
+    R("acos", uniform(S, -0.9, 0.9), torch_fn=torch.acos),
+    R("atan", uniform(S, -3.0, 3.0), torch_fn=torch.atan),
+    R("sinh", uniform(), torch_fn=torch.sinh),
+    R("cosh", uniform(), torch_fn=torch.cosh),
+    R("asinh", uniform(S, -3.0, 3.0), torch_fn=torch.asinh),
+    R("acosh", uniform(S, 1.2, 4.0), torch_fn=torch.acosh),
+    R("atanh", uniform(S, -0.9, 0.9), torch_fn=torch.atanh),
+    R("erfc", uniform(), ref=scipy.special.erfc, torch_fn=torch.erfc),
+    R("lgamma", uniform(S, 0.2, 5.0), ref=scipy.special.gammaln, torch_fn=torch.lgamma),
+    R("digamma", uniform(S, 0.2, 5.0), ref=scipy.special.digamma, torch_fn=torch.digamma,
+      grad_rtol=1e-8),  # lax.polygamma(1, x) is good to about 5e-10
+    R("polygamma", uniform(S, 0.2, 5.0), attrs={"n": 1},
+      ref=lambda x: scipy.special.polygamma(1, x), torch_fn=lambda x: torch.polygamma(1, x)),
+    R("polygamma", uniform(S, 0.5, 5.0), id="polygamma_n3", attrs={"n": 3},
+      ref=lambda x: scipy.special.polygamma(3, x), torch_fn=lambda x: torch.polygamma(3, x),
+      rtol=1e-10),
+    # (end of the elementwise math API rows)
     # -- elementwise, binary -------------------------------------------------------------------
     R("add", uniform(), uniform(), torch_fn=torch.add),
     R("sub", uniform(), uniform(), torch_fn=torch.sub),
@@ -553,5 +572,120 @@ ROWS: list[Row] = [
     R("cond", const(False), uniform((2, 3)), uniform((3, 3)), id="cond_false", attrs=COND,
       ref=numpy_cond, torch_fn=torch_cond),
 ]
+
+# -- sorting and cumulative rows (gcomp/ir/ops/sort.py) ------------------------------------
+NAN_ZERO = [[2.0, np.nan, -0.0, 0.0, 1.0, np.nan, -1.0], [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0]]
+NAN_NO_TIES = [[2.0, np.nan, -0.5, 0.0, 1.0, np.nan, -1.0], [3.0, 1.0, 4.0, 1.5, 5.0, 9.0, 2.0]]
+ROWS += [
+    R("argsort", small_floats((3, 6)), attrs={"axis": 1},
+      torch_fn=lambda x: torch.sort(x, dim=1, stable=True).indices),
+    R("argsort", const(NAN_ZERO), id="argsort_nan_descending",
+      attrs={"axis": 1, "descending": True},
+      torch_fn=lambda x: torch.sort(x, dim=1, descending=True, stable=True).indices),
+    R("argsort", ints((4, 3)), id="argsort_ints_descending", attrs={"axis": 0, "descending": True},
+      torch_fn=lambda x: torch.sort(x, dim=0, descending=True, stable=True).indices),
+    R("top_k", uniform((3, 6)), attrs={"k": 3, "axis": 1},
+      torch_fn=lambda x: torch.topk(x, 3, 1).indices),
+    R("top_k", const(NAN_NO_TIES), id="top_k_nan_smallest",
+      attrs={"k": 4, "axis": 1, "largest": False},
+      torch_fn=lambda x: torch.topk(x, 4, 1, largest=False).indices),
+    R("top_k", ints((5, 3)), id="top_k_ints_axis0", attrs={"k": 2, "axis": 0},
+      ref=lambda x: np.argsort(-x, axis=0, kind="stable")[:2]),
+    R("cumargmax", small_floats((3, 6)), attrs={"axis": 1},
+      torch_fn=lambda x: torch.cummax(x, 1).indices),
+    R("cumargmin", const(NAN_ZERO), id="cumargmin_nan", attrs={"axis": 1},
+      torch_fn=lambda x: torch.cummin(x, 1).indices),
+    R("cumprod", uniform((3, 4)), attrs={"axis": 1}, torch_fn=lambda x: torch.cumprod(x, 1)),
+    R("cumprod", const(WITH_ZEROS), id="cumprod_zeros", attrs={"axis": 1},
+      torch_fn=lambda x: torch.cumprod(x, 1)),
+    R("cumprod", const(WITH_ZEROS), id="cumprod_zeros_reverse", attrs={"axis": 1, "reverse": True},
+      torch_fn=lambda x: torch.cumprod(x.flip(1), 1).flip(1)),
+    R("logcumsumexp", uniform((3, 4), -3.0, 3.0), attrs={"axis": 1},
+      torch_fn=lambda x: torch.logcumsumexp(x, 1)),
+    R("logcumsumexp", uniform((3, 4), -3.0, 3.0), id="logcumsumexp_reverse",
+      attrs={"axis": 0, "reverse": True},
+      torch_fn=lambda x: torch.logcumsumexp(x.flip(0), 0).flip(0)),
+]
+# -- end sorting rows --
+
+# -- scatter rows (gcomp/ir/ops/shape.py; scatter-index-linalg work) --------------------------
+SCATTER_IDX = [[4, 0, 2], [2, 2, 1]]  # with repeats: every update to an element combines
+ROWS += [
+    R("scatter", uniform((3, 5, 4)), const([[4, 0], [2, 1]]), uniform((3, 2, 2, 4)),
+      id="scatter_set", attrs={"axis": 1, "mode": "set"},
+      torch_fn=lambda x, i, u: x.index_copy(1, i.reshape(-1), u.reshape(3, 4, 4))),
+    R("scatter", uniform((3, 5, 4), 0.5, 2.0), const(SCATTER_IDX), uniform((3, 2, 3, 4), 0.5, 2.0),
+      id="scatter_mul", attrs={"axis": 1, "mode": "mul"},
+      torch_fn=lambda x, i, u: x.index_reduce(1, i.reshape(-1), u.reshape(3, 6, 4), "prod")),
+    R("scatter", uniform((3, 5, 4)), const(SCATTER_IDX), uniform((3, 2, 3, 4)), id="scatter_max",
+      attrs={"axis": 1, "mode": "max"},
+      torch_fn=lambda x, i, u: x.index_reduce(1, i.reshape(-1), u.reshape(3, 6, 4), "amax")),
+    R("scatter", uniform((3, 5, 4)), const(SCATTER_IDX), uniform((3, 2, 3, 4)), id="scatter_min",
+      attrs={"axis": 1, "mode": "min"},
+      torch_fn=lambda x, i, u: x.index_reduce(1, i.reshape(-1), u.reshape(3, 6, 4), "amin")),
+]
+# -- end scatter rows --
+
+
+def well_conditioned(shape):
+    """Random matrices plus a multiple of the identity (well away from singular)."""
+    n = shape[-1]
+    return lambda r: r.uniform(-1.0, 1.0, shape) + 3.0 * np.eye(n)
+
+
+def spd_matrix(shape):
+    def make(r):
+        x = r.uniform(-1.0, 1.0, shape)
+        return x @ np.swapaxes(x, -1, -2) + 2.0 * np.eye(shape[-1])
+
+    return make
+
+
+def torch_packed(*pieces):
+    """Note [Packed results] in gcomp/ir/ops/linalg.py, in torch."""
+    batch = pieces[0].shape[:-2] if pieces[0].ndim >= 2 else pieces[0].shape[:-1]
+    return torch.cat([p.reshape(*batch, -1) for p in pieces], -1)
+
+
+def torch_column_signs(x):
+    """The canonical sign flips of gcomp's eigh and svd (Note [Packed results])."""
+    big = x.detach().abs().argmax(-2, keepdim=True)
+    s = torch.sign(torch.gather(x.detach(), -2, big))
+    return torch.where(s == 0, torch.ones_like(s), s)
+
+
+def torch_eigh(a):
+    w, v = torch.linalg.eigh(a)
+    return torch_packed(w, v * torch_column_signs(v))
+
+
+def torch_svd(a):
+    u, s, vh = torch.linalg.svd(a, full_matrices=False)
+    flip = torch_column_signs(u)
+    return torch_packed(u * flip, s, vh.mT * flip)
+
+
+def torch_qr(a):
+    q, r = torch.linalg.qr(a)
+    d = torch.sign(torch.diagonal(r, dim1=-2, dim2=-1).detach())
+    d = torch.where(d == 0, torch.ones_like(d), d)
+    return torch_packed(q * d.unsqueeze(-2), r * d.unsqueeze(-1))
+
+
+# -- linear algebra rows (gcomp/ir/ops/linalg.py; scatter-index-linalg work) -------------------
+ROWS += [
+    R("linalg_solve", well_conditioned((2, 3, 3)), uniform((2, 3, 2)),
+      torch_fn=torch.linalg.solve, rtol=1e-10),
+    R("slogdet", well_conditioned((2, 3, 3)), rtol=1e-10,
+      torch_fn=lambda a: torch.stack(torch.linalg.slogdet(a), -1)),
+    R("cholesky", spd_matrix((2, 3, 3)), torch_fn=torch.linalg.cholesky, rtol=1e-10,
+      fd=False),  # reads one triangle; its gradient is torch's symmetric one
+    R("eigh", spd_matrix((3, 3)), rtol=1e-10, fd=False,  # as cholesky
+      torch_fn=torch_eigh),
+    R("svd", uniform((4, 3)), rtol=1e-10, torch_fn=torch_svd),
+    R("svd", uniform((2, 3, 4)), id="svd_batch_wide", rtol=1e-10, torch_fn=torch_svd),
+    R("qr", uniform((4, 3)), rtol=1e-10, torch_fn=torch_qr),
+]
+# -- end linear algebra rows --
 
 TABLE_OPS = frozenset(r.op for r in ROWS)  # what test_op_coverage.py holds against the op table

@@ -46,5 +46,6 @@ from . import (  # noqa: E402,F401
     reduce,
     remat,
     shape,
+    sort,
     window,
 )

@@ -41,6 +41,25 @@ unary("erf")(lambda g, x, y: P.mul(g, P.mul(_c(x, 2.0 / math.sqrt(math.pi)),
 unary("erf_inv")(lambda g, x, y: P.mul(g, P.mul(_c(y, math.sqrt(math.pi) / 2.0),
                                                 P.exp(P.mul(y, y)))))
 
+# inverse trig, hyperbolic, erfc and the gamma family (torch's derivatives.yaml)
+unary("asin")(lambda g, x, y: P.mul(g, P.rsqrt(P.sub(_c(x, 1.0), P.mul(x, x)))))
+unary("acos")(lambda g, x, y: P.neg(P.mul(g, P.rsqrt(P.sub(_c(x, 1.0), P.mul(x, x))))))
+unary("atan")(lambda g, x, y: P.div(g, P.add(_c(x, 1.0), P.mul(x, x))))
+unary("sinh")(lambda g, x, y: P.mul(g, P.cosh(x)))
+unary("cosh")(lambda g, x, y: P.mul(g, P.sinh(x)))
+unary("asinh")(lambda g, x, y: P.mul(g, P.rsqrt(P.add(P.mul(x, x), _c(x, 1.0)))))
+unary("acosh")(lambda g, x, y: P.mul(g, P.rsqrt(P.sub(P.mul(x, x), _c(x, 1.0)))))
+unary("atanh")(lambda g, x, y: P.div(g, P.sub(_c(x, 1.0), P.mul(x, x))))
+unary("erfc")(lambda g, x, y: P.mul(g, P.mul(_c(x, -2.0 / math.sqrt(math.pi)),
+                                             P.exp(P.neg(P.mul(x, x))))))
+unary("lgamma")(lambda g, x, y: P.mul(g, P.digamma(x)))
+unary("digamma")(lambda g, x, y: P.mul(g, P.polygamma(x, n=1)))
+
+
+@defvjp("polygamma")
+def _polygamma(cts, inputs, outputs, n):
+    return [P.mul(cts[0], P.polygamma(inputs[0], n=n + 1))]
+
 
 @defvjp("stop_gradient")
 def _stop_gradient(cts, inputs, outputs):

@@ -75,3 +75,24 @@ def _take(cts, inputs, outputs, axis):
 def _scatter_add(cts, inputs, outputs, axis):
     (g,), (x, idx, upd) = cts, inputs
     return [g, None, P.take(g, idx, axis=axis)]
+
+
+@defvjp("scatter")
+def _scatter(cts, inputs, outputs, axis, mode):
+    """set: the replaced elements of x get nothing, every update the cotangent where it went
+    (torch.scatter). max/min: ties between x and the updates share the cotangent evenly
+    (torch.scatter_reduce amax/amin). mul: out / x and out / update, so a zero operand gets a
+    nan or inf gradient (torch special-cases single zeros)."""
+    (g,), (x, idx, upd), (out,) = cts, inputs, outputs
+    zero = P.zeros_like(x)
+    if mode == "set":
+        hit = P.scatter_add(zero, idx, P.full_like(upd, 1.0), axis=axis)
+        return [P.select(P.gt(hit, zero), zero, g), None, P.take(g, idx, axis=axis)]
+    if mode == "mul":
+        return [P.div(P.mul(g, out), x), None, P.div(P.take(P.mul(g, out), idx, axis=axis), upd)]
+    dtype = x._type.dtype
+    mask_x = P.cast(P.eq(x, out), dtype=dtype)
+    mask_u = P.cast(P.eq(upd, P.take(out, idx, axis=axis)), dtype=dtype)
+    count = P.add(mask_x, P.scatter_add(zero, idx, mask_u, axis=axis))
+    share = P.div(g, P.select(P.gt(count, zero), count, P.full_like(x, 1.0)))
+    return [P.mul(share, mask_x), None, P.mul(P.take(share, idx, axis=axis), mask_u)]

@@ -47,7 +47,17 @@ class TensorBase:
     _name = None  # a state path, set by modules and optimizers
     _retains_grad = False
 
-    def __init__(self, storage: Storage, type: TensorType, requires_grad: bool = False):
+    def __init__(self, storage: Storage = None, type: TensorType = None,
+                 requires_grad: bool = False, *sizes, device=None):
+        if storage.__class__ is not Storage:  # torch.Tensor(2, 3): Note [Legacy constructors]
+            from ..frontend.legacy import build
+            from ..ir.types import float32
+
+            args = [a for a in (storage, type) if a is not None]
+            args += ([requires_grad] if requires_grad.__class__ is not bool else []) + list(sizes)
+            self._storage, self._type = build(float32, tuple(args), device)
+            self.requires_grad = False
+            return
         self._storage = storage
         self._type = type
         self.requires_grad = requires_grad

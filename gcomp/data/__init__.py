@@ -14,9 +14,11 @@ from .dataset import (
                       Subset,
                       SubsetRandomSampler,
                       TensorDataset,
+                      WeightedRandomSampler,
                       random_split,
 )
 
 __all__ = ["BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "IterableDataset",
            "RandomSampler", "Sampler", "SequentialSampler", "Subset", "SubsetRandomSampler",
-           "TensorDataset", "default_collate", "default_convert", "random_split", "datasets"]
+           "TensorDataset", "WeightedRandomSampler", "default_collate", "default_convert",
+           "random_split", "datasets"]

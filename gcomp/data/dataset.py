@@ -218,6 +218,43 @@ class SubsetRandomSampler(Sampler):
         return len(self.indices)
 
 
+class WeightedRandomSampler(Sampler):
+    """``num_samples`` indices drawn with probabilities proportional to ``weights`` (with or
+    without replacement), a new draw each epoch: for classes of very different sizes."""
+
+    def __init__(self, weights, num_samples: int, replacement: bool = True, generator=None):
+        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples <= 0:
+            raise GcompError(f"num_samples should be a positive integer value, but got "
+                             f"num_samples={num_samples}")
+        if not isinstance(replacement, bool):
+            raise GcompError(f"replacement should be a boolean value, but got "
+                             f"replacement={replacement}")
+        w = np.asarray(weights.tolist() if hasattr(weights, "tolist") else weights,
+                       dtype=np.float64)
+        if w.ndim != 1 or (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
+            raise GcompError("weights must be a 1-d sequence of non-negative, finite numbers "
+                             f"with a positive sum, got shape {list(w.shape)}")
+        if not replacement and num_samples > int((w > 0).sum()):
+            raise GcompError(f"cannot draw {num_samples} samples without replacement from "
+                             f"{int((w > 0).sum())} with non-zero weight")
+        self.weights = gcomp.tensor(w)
+        self._p = w / w.sum()
+        self.num_samples = num_samples
+        self.replacement = replacement
+        self.generator = generator
+        self._rng = (np.random.default_rng(int(generator))
+                     if isinstance(generator, (int, np.integer)) else None)
+
+    def __iter__(self):  # the draw happens now
+        rng = self._rng or _numpy_rng(self.generator)
+        idx = rng.choice(len(self._p), size=self.num_samples, replace=self.replacement,
+                         p=self._p)
+        return iter(idx.tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
 class BatchSampler(Sampler):
     """Groups another sampler's indices into lists of ``batch_size``."""
 

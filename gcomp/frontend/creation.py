@@ -253,15 +253,23 @@ class Generator:
     numbers the eager step would.
     """
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, device=None, seed: int | None = None):
+        from .device import device as Device
+
+        if isinstance(device, int) and not isinstance(device, bool) and seed is None:
+            device, seed = None, device  # gcomp.Generator(7): a seed (gcomp's shorthand)
+        # torch.Generator(device="cuda"): one generator serves every device here (the key is
+        # state that moves with the computation), so the device is checked and kept for .device
+        self.device = Device(device) if device is not None else Device("cpu")
         self.key = new_tensor(None, T.TensorType((2,), T.uint32))
         self.key._name = "rng.key"
-        self.manual_seed(seed)
+        self.manual_seed(0 if seed is None else seed)
 
     def manual_seed(self, seed: int):
         import jax
 
         seed = int(seed)
+        self._initial_seed = seed
         raw = np.array([(seed >> 32) & 0xFFFFFFFF, seed & 0xFFFFFFFF], dtype=np.uint32)
         if isinstance(Mode.stack[-1], TraceInterpreter):
             raise user_error(GcompError, "manual_seed inside gcomp.compile is not supported; "
@@ -270,7 +278,17 @@ class Generator:
         self.key._storage.version += 1
         return self
 
-    seed = manual_seed
+    def seed(self) -> int:
+        """Seed from a non-deterministic random number and return it (torch.Generator.seed)."""
+        import random
+
+        s = random.getrandbits(63)
+        self.manual_seed(s)
+        return s
+
+    def initial_seed(self) -> int:
+        """The seed of the last manual_seed/seed call."""
+        return self._initial_seed
 
     def get_state(self) -> Tensor:
         return new_tensor(self.key._array("get_state"), self.key._type)
@@ -278,7 +296,13 @@ class Generator:
     def set_state(self, state: Tensor):
         from .inplace import assign
 
+        if not isinstance(state, Tensor) or state._type != self.key._type:
+            got = f"{state.dtype} {list(state.shape)}" if isinstance(state, Tensor) else \
+                type(state).__name__
+            raise user_error(GcompError, f"set_state expects what get_state returns (a uint32 "
+                             f"tensor of shape [2]), got {got}")
         assign(self.key, state, check=False)
+        return self
 
     def next_key(self) -> Tensor:
         from .autograd import no_grad
@@ -302,11 +326,21 @@ def manual_seed(seed: int) -> Generator:
 
 
 def seed() -> int:
-    import random
+    return default_generator.seed()
 
-    s = random.getrandbits(63)
-    manual_seed(s)
-    return s
+
+def initial_seed() -> int:
+    return default_generator.initial_seed()
+
+
+def get_rng_state() -> Tensor:
+    """The global generator's state (its jax key, a uint32 tensor of 2; torch's is a uint8
+    ByteTensor of another layout, so states do not move between the two)."""
+    return default_generator.get_state()
+
+
+def set_rng_state(new_state: Tensor) -> None:
+    default_generator.set_state(new_state)
 
 
 def _uniform_bits(shape, generator=None, open_interval=False):

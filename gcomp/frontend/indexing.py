@@ -26,7 +26,7 @@ def _normalize_key(x: Tensor, key):
 
     if not isinstance(key, tuple):
         key = (key,)
-    key = [tensor(np.asarray(k)) if isinstance(k, (list, np.ndarray)) or (
+    key = [tensor(np.asarray(k)) if isinstance(k, (list, range, np.ndarray)) or (
         isinstance(k, np.generic) and k.dtype == bool) else k for k in key]
     out = []
     for j, k in enumerate(key):

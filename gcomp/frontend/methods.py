@@ -219,7 +219,20 @@ Tensor.short = _dtype_method(T.int16)
 Tensor.char = _dtype_method(T.int8)
 Tensor.byte = _dtype_method(T.uint8)
 Tensor.bool = _dtype_method(T.bool_)
-Tensor.type = lambda self, dtype=None: self.dtype.name if dtype is None else ops.cast(self, dtype)
+
+
+def _type(self, dtype=None, non_blocking=False, **kwargs):
+    """``t.type()`` is PyTorch's legacy name ('torch.FloatTensor'); ``t.type(spec)`` casts to a
+    dtype, a legacy class or its name (Note [Legacy constructors] in frontend/legacy.py)."""
+    from . import legacy
+
+    if dtype is None:
+        return legacy.type_name(self)
+    dt = legacy.dtype_of_type(dtype)
+    return self if dt == self.dtype else ops.cast(self, dt)
+
+
+Tensor.type = _type
 Tensor.cpu = lambda self, memory_format=None: _to(self, "cpu")
 Tensor.cuda = lambda self, device=None, non_blocking=False: _to(self, _cuda(device))
 
@@ -284,3 +297,98 @@ def _operand(b) -> bool:
     import numpy as np
 
     return isinstance(b, (Tensor, bool, int, float, np.generic, np.ndarray))
+
+
+# -- elementwise math API (inverse trig, special functions, NaN-aware helpers) ----------------
+def _float_power_(self, exponent):
+    if self.dtype != T.float64:
+        raise user_error(GcompError, f"the base given to float_power_ has dtype {self.dtype.name} "
+                         "but the operation's result requires dtype float64 (as in torch); use "
+                         "x = x.float_power(e) or x.double() first")
+    return _update(self, ops.float_power(self, exponent))
+
+
+_MATH_METHODS = {
+    "asin": ops.asin, "arcsin": ops.asin, "acos": ops.acos, "arccos": ops.acos,
+    "atan": ops.atan, "arctan": ops.atan, "sinh": ops.sinh, "cosh": ops.cosh,
+    "asinh": ops.asinh, "arcsinh": ops.asinh, "acosh": ops.acosh, "arccosh": ops.acosh,
+    "atanh": ops.atanh, "arctanh": ops.atanh, "arctan2": ops.atan2, "absolute": ops.abs,
+    "clamp_min": ops.clamp_min, "clamp_max": ops.clamp_max, "erfc": ops.erfc, "sgn": ops.sgn,
+    "signbit": ops.signbit, "frac": ops.frac, "deg2rad": ops.deg2rad, "rad2deg": ops.rad2deg,
+    "copysign": ops.copysign, "addcmul": ops.addcmul, "addcdiv": ops.addcdiv,
+    "xlogy": ops.xlogy, "logaddexp": ops.logaddexp, "logaddexp2": ops.logaddexp2,
+    "hypot": ops.hypot, "fmax": ops.fmax, "fmin": ops.fmin, "heaviside": ops.heaviside,
+    "logit": ops.logit, "sinc": ops.sinc, "float_power": ops.float_power,
+    "nan_to_num": ops.nan_to_num, "lgamma": ops.lgamma, "digamma": ops.digamma,
+    "polygamma": lambda self, n: ops.polygamma(n, self), "isneginf": ops.isneginf,
+    "isposinf": ops.isposinf, "isreal": ops.isreal, "is_complex": ops.is_complex,
+    "is_nonzero": ops.is_nonzero, "nansum": ops.nansum, "nanmean": ops.nanmean,
+    "count_nonzero": ops.count_nonzero,
+}
+for _name, _fn in _MATH_METHODS.items():
+    setattr(Tensor, _name, _fn)
+for _name in ("asin", "arcsin", "acos", "arccos", "atan", "arctan", "sinh", "cosh", "asinh",
+              "arcsinh", "acosh", "arccosh", "atanh", "arctanh", "atan2", "arctan2", "absolute",
+              "negative", "ne", "not_equal", "clamp_min", "clamp_max", "erfc", "sgn", "frac",
+              "deg2rad", "rad2deg", "copysign", "addcmul", "addcdiv", "xlogy", "hypot",
+              "heaviside", "logit", "sinc", "nan_to_num", "lgamma", "digamma", "polygamma"):
+    setattr(Tensor, _name + "_", _inplace(getattr(Tensor, _name), _name + "_"))
+Tensor.float_power_ = _float_power_
+
+
+# -- scatter / index / shape helpers and linear algebra (scatter-index-linalg work) ----------
+_SCATTER_INDEX_METHODS = {
+    "scatter": shape_ops.scatter, "scatter_add": shape_ops.scatter_add,
+    "scatter_reduce": shape_ops.scatter_reduce, "index_add": shape_ops.index_add,
+    "index_copy": shape_ops.index_copy, "index_fill": shape_ops.index_fill,
+    "index_put": shape_ops.index_put, "masked_fill": shape_ops.masked_fill,
+    "masked_scatter": shape_ops.masked_scatter, "put": shape_ops.put,
+}
+for _name, _fn in _SCATTER_INDEX_METHODS.items():
+    setattr(Tensor, _name, _fn)
+    setattr(Tensor, _name + "_", _inplace(_fn, _name + "_"))
+for _name in ("diagonal", "diag", "diag_embed", "diagflat", "trace", "tile", "repeat_interleave",
+              "movedim", "moveaxis", "swapdims", "ravel", "select", "select_scatter",
+              "slice_scatter", "rot90", "fliplr", "flipud", "unfold", "argwhere", "hsplit",
+              "vsplit", "dsplit", "tensor_split"):
+    setattr(Tensor, _name, getattr(shape_ops, _name))
+Tensor.fill_diagonal_ = shape_ops.fill_diagonal_
+Tensor.swapdims_ = _reshaping_inplace("swapdims")
+
+
+def _linalg_method(module, name):
+    """A method over gcomp.linalg (imported when first called: linalg sits above frontend)."""
+    def method(self, *args, **kwargs):
+        import importlib
+
+        return getattr(importlib.import_module(f"gcomp.linalg{module}"), name)(self, *args,
+                                                                                **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+for _name in ("det", "inverse", "logdet", "slogdet", "cholesky", "pinverse", "matrix_power",
+              "svd", "qr"):
+    setattr(Tensor, _name, _linalg_method(".legacy", _name))
+for _name in ("addmm", "addmv", "addbmm", "baddbmm", "addr", "cross", "diff", "ger", "inner",
+              "kron", "tensordot", "vdot"):
+    setattr(Tensor, _name, _linalg_method(".products", _name))
+for _name in ("addmm", "addmv", "addbmm", "baddbmm", "addr"):
+    setattr(Tensor, _name + "_", _inplace(getattr(Tensor, _name), _name + "_"))
+# -- end scatter-index-linalg block --
+
+
+# -- sorting, selection and cumulative ops (frontend/sorting.py) ------------------------------
+def _sorting_methods():
+    from . import sorting
+
+    for name in ("sort", "argsort", "msort", "topk", "kthvalue", "median", "nanmedian", "mode",
+                 "quantile", "nanquantile", "cumprod", "cummax", "cummin", "logcumsumexp",
+                 "bincount", "histc", "unique", "unique_consecutive"):
+        setattr(Tensor, name, getattr(sorting, name))
+    Tensor.cumprod_ = _inplace(Tensor.cumprod, "cumprod_")
+
+
+_sorting_methods()
+# -- end sorting block --

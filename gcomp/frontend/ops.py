@@ -9,7 +9,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..core.dispatch import bind, user_error
+from ..core.dispatch import Mode, bind, user_error
 from ..ir import types as T
 from ..ir.errors import GcompError, ShapeError
 from .tensor import Tensor, _dim
@@ -34,6 +34,21 @@ def _operand_info(x):
     return s
 
 
+# Note [Scalars in eager code]
+# ~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+# A Python number in an eager op (``x * lr``) becomes a ``full`` node whose value is an
+# attribute, and eager execution jits each primitive once per attribute set: a baked constant is
+# the fastest call, but every new value costs a compile (about 30-50 ms on CPU). Code whose
+# numbers change every step (a decaying learning rate, an annealed temperature, ``1 / len(batch)``)
+# would compile every step. So, like torch.compile's automatic dynamic shapes, the first
+# ``_BAKED`` values of each (shape, dtype) are baked, and after that the value is passed to a
+# jitted ``full`` rule as a runtime argument (one compile per shape and dtype). Traced code is
+# unaffected: there a ``full`` node is a constant of the graph, folded or not by the passes.
+_BAKED = 4
+_SEEN: dict = {}  # (shape, dtype) -> values baked so far
+_DYNAMIC: dict = {}  # (shape, dtype) -> jitted full with the value as an argument
+
+
 def full(shape, value, dtype) -> Tensor:
     if dtype.is_floating_point:
         value = float(value)
@@ -41,7 +56,36 @@ def full(shape, value, dtype) -> Tensor:
         value = int(bool(value))
     else:
         value = int(value)
-    return bind("full", shape=tuple(shape), value=value, dtype=dtype)
+    shape = tuple(shape)
+    if len(Mode.stack) == 1:
+        key = (shape, dtype)
+        seen = _SEEN.get(key)
+        if seen is None:
+            seen = _SEEN[key] = set() if len(_SEEN) < 10_000 else None
+        if seen is not None and value not in seen:
+            if len(seen) >= _BAKED:
+                return _full_dynamic(key, value)
+            seen.add(value)
+    return bind("full", shape=shape, value=value, dtype=dtype)
+
+
+def _full_dynamic(key, value) -> Tensor:
+    """``full`` with its value as a jit argument (Note [Scalars in eager code])."""
+    import jax
+
+    from ..core.tensor import Storage
+    from ..lowering import rule_for, to_jax_dtype
+
+    shape, dtype = key
+    fn = _DYNAMIC.get(key)
+    if fn is None:
+        rule = rule_for("full")
+        fn = _DYNAMIC[key] = jax.jit(lambda v: rule(shape=shape, value=v, dtype=dtype))
+    try:
+        arg = np.asarray(value, dtype=to_jax_dtype(dtype))
+    except OverflowError:
+        return bind("full", shape=shape, value=value, dtype=dtype)  # an error names the line
+    return Tensor(Storage(fn(arg)), T.TensorType(shape, dtype))
 
 
 def broadcast_shapes(*shapes) -> tuple[int, ...]:
@@ -304,6 +348,8 @@ def _clamp_one(x, bound, op):
     b = full(x._type.shape, bound, T.result_type(_operand_info(x), _scalar(bound)))
     x2 = cast(x, b.dtype)
     keep = bind("ge" if op == "maximum" else "le", x2, b)
+    if x2.dtype.is_floating_point:
+        keep = bind("logical_or", keep, bind("ne", x2, x2))  # NaN stays NaN, as in torch
     return bind("select", keep, x2, b)
 
 
@@ -675,3 +721,262 @@ def einsum(equation: str, *operands):
 
 
 multiply, subtract = mul, sub
+
+
+# -- more of torch's elementwise math: inverse trig, special functions, NaN-aware helpers -------
+# Composites of the primitives above except where a composite loses accuracy (asinh, erfc, the
+# gamma family are primitives in ir/ops/elementwise.py).
+asin = arcsin = _make_float_unary("asin", "asin")
+acos = arccos = _make_float_unary("acos", "acos")
+atan = arctan = _make_float_unary("atan", "atan")
+sinh = _make_float_unary("sinh", "sinh")
+cosh = _make_float_unary("cosh", "cosh")
+asinh = arcsinh = _make_float_unary("asinh", "asinh")
+acosh = arccosh = _make_float_unary("acosh", "acosh")
+atanh = arctanh = _make_float_unary("atanh", "atanh")
+erfc = _make_float_unary("erfc", "erfc")
+lgamma = _make_float_unary("lgamma", "lgamma")
+digamma = _make_float_unary("digamma", "digamma")
+arctan2 = atan2
+absolute = abs
+sgn = sign  # real tensors: sgn is sign
+
+
+def polygamma(n, x):
+    """torch.polygamma(n, input): the n-th derivative of digamma."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise user_error(GcompError, f"polygamma(n, input): n must be a non-negative int, got "
+                         f"{n!r}")
+    if n == 0:
+        return digamma(x)
+    x = as_tensor(x)
+    return bind("polygamma", cast(x, _float_dtype(x)), n=n)
+
+
+def _need_float(name, *xs):
+    for x in xs:
+        if isinstance(x, Tensor) and not x.dtype.is_floating_point:
+            raise user_error(GcompError, f"{name}: not implemented for {x.dtype.name} tensors "
+                             "(as in torch); cast to a float dtype first, e.g. x.float()")
+
+
+def _floats(*xs):
+    """Operands promoted to one float dtype and broadcast to one shape."""
+    return promote(*xs, dtype=_float_dtype(*xs))
+
+
+def clamp_min(x, min):  # noqa: A002
+    return clamp(x, min=min)
+
+
+def clamp_max(x, max):  # noqa: A002
+    return clamp(x, max=max)
+
+
+def signbit(x):
+    """Whether the sign bit is set: true for -0.0 and negative NaNs too."""
+    x = as_tensor(x)
+    if x.dtype == T.bool_:
+        return full(x._type.shape, False, T.bool_)
+    if not x.dtype.is_floating_point:
+        return lt(x, 0)
+    ints = {16: T.int16, 32: T.int32, 64: T.int64}[x.dtype.bits]
+    return lt(bind("bitcast", x, dtype=ints), 0)
+
+
+def frac(x):
+    _need_float("frac", as_tensor(x))
+    return sub(x, trunc(x))
+
+
+def deg2rad(x):
+    return mul(_as_float(x), math.pi / 180.0)
+
+
+def rad2deg(x):
+    return mul(_as_float(x), 180.0 / math.pi)
+
+
+def _as_float(x):
+    x = as_tensor(x)
+    return cast(x, _float_dtype(x))
+
+
+def copysign(a, b):
+    """|a| with the sign (bit) of b; the gradient flows to a only, as in torch."""
+    a, b = _floats(a, b)
+    m = abs(a)
+    return where(signbit(b), neg(m), m)
+
+
+def addcmul(input, tensor1, tensor2, *, value=1):  # noqa: A002
+    p = mul(tensor1, tensor2)
+    return add(input, p if value == 1 else mul(p, value))
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1):  # noqa: A002
+    if not _is_float_operand(tensor1) and not _is_float_operand(tensor2):
+        raise user_error(GcompError, "Integer division with addcdiv is no longer supported (as in "
+                         "torch); use input + value * tensor1 / tensor2, or cast tensor1 to float")
+    q = div(tensor1, tensor2)
+    return add(input, q if value == 1 else mul(q, value))
+
+
+def _is_float_operand(x):
+    return x.dtype.is_floating_point if isinstance(x, Tensor) else isinstance(x, float)
+
+
+def xlogy(a, b):
+    """a * log(b), 0 where a == 0 (unless b is NaN). The gradient is torch's: log(b) for a, also
+    at a == 0, except where b <= 0 (0 there) or b = inf."""
+    a, b = _floats(a, b)
+    zero = logical_and(eq(a, 0), logical_or(le(b, 0), eq(b, math.inf)))  # 0 * log(b) is NaN
+    safe_b = where(zero, 1.0, b)  # keeps log(0) = -inf out of the gradient of the masked branch
+    return where(zero, 0.0, mul(a, log(safe_b)))
+
+
+def _logaddexp(name, a, b, log1p_of_exp):
+    _need_float(name, a, b)
+    a, b = _floats(a, b)
+    m = maximum(a, b)  # ties split the gradient: d/da = d/db = 1/2 at a == b, as torch
+    d = sub(a, b)
+    d = where(logical_and(isinf(a), eq(a, b)), 0.0, d)  # inf - inf
+    return add(m, log1p_of_exp(neg(abs(d))))
+
+
+def logaddexp(a, b):
+    return _logaddexp("logaddexp", a, b, lambda t: log1p(exp(t)))
+
+
+def logaddexp2(a, b):
+    return _logaddexp("logaddexp2", a, b, lambda t: div(log1p(exp2(t)), math.log(2.0)))
+
+
+def hypot(a, b):
+    """sqrt(a^2 + b^2) without overflow or underflow in the squares (as std::hypot)."""
+    _need_float("hypot", a, b)
+    a, b = _floats(a, b)
+    x, y = abs(a), abs(b)
+    hi, lo = maximum(x, y), minimum(x, y)
+    zero = eq(hi, 0)
+    r = div(lo, where(zero, 1.0, hi))
+    out = where(zero, 0.0, mul(hi, sqrt(add(mul(r, r), 1.0))))
+    return where(logical_or(isinf(a), isinf(b)), math.inf, out)
+
+
+def fmax(a, b):
+    """maximum that ignores NaN (NaN only where both are); ties send the gradient to a."""
+    a, b = promote(a, b)
+    return where(logical_or(ge(a, b), isnan(b)), a, b)
+
+
+def fmin(a, b):
+    a, b = promote(a, b)
+    return where(logical_or(le(a, b), isnan(b)), a, b)
+
+
+def heaviside(input, values):  # noqa: A002
+    x, v = as_tensor(input), as_tensor(values)
+    if x.dtype != v.dtype:
+        raise user_error(GcompError, "heaviside is not yet implemented for tensors with different "
+                         f"dtypes ({x.dtype.name} and {v.dtype.name}, as in torch); cast one")
+    x, v = promote(x, v)
+    return where(eq(x, 0), v, cast(gt(x, 0), x.dtype))
+
+
+def logit(x, eps=None):
+    x = _as_float(x)
+    if eps is not None:
+        x = clamp(x, eps, 1.0 - eps)
+    return log(div(x, sub(1.0, x)))
+
+
+def sinc(x):
+    """sin(pi x) / (pi x), 1 at 0."""
+    x = _as_float(x)
+    zero = eq(x, 0)
+    px = mul(where(zero, 1.0, x), math.pi)
+    return where(zero, 1.0, div(sin(px), px))
+
+
+def float_power(a, b):
+    """pow in float64, whatever the operands' dtypes."""
+    a = cast(as_tensor(a), T.float64) if isinstance(a, Tensor) else float(_scalar(a))
+    b = cast(b, T.float64) if isinstance(b, Tensor) else float(_scalar(b))
+    if not isinstance(a, Tensor):
+        a = full((), a, T.float64)
+    return pow(a, b)
+
+
+def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
+    """NaN, +inf and -inf replaced by nan, posinf and neginf (default: the dtype's max and min).
+    The gradient flows only where x is finite, as in torch."""
+    x = as_tensor(x)
+    if not x.dtype.is_floating_point:
+        return _copy(x)
+    from .dtype_info import finfo
+
+    info = finfo(x.dtype)
+    posinf = info.max if posinf is None else posinf
+    neginf = info.min if neginf is None else neginf
+    out = where(eq(x, math.inf), full((), posinf, x.dtype), x)
+    out = where(eq(x, -math.inf), full((), neginf, x.dtype), out)
+    return where(isnan(x), full((), nan, x.dtype), out)
+
+
+def _copy(x):
+    return logical_or(x, False) if x.dtype == T.bool_ else add(x, full((), 0, x.dtype))
+
+
+def isposinf(x):
+    x = as_tensor(x)
+    return eq(x, math.inf) if x.dtype.is_floating_point else full(x._type.shape, False, T.bool_)
+
+
+def isneginf(x):
+    x = as_tensor(x)
+    return eq(x, -math.inf) if x.dtype.is_floating_point else full(x._type.shape, False, T.bool_)
+
+
+def isreal(x):
+    """True everywhere: gcomp has no complex dtypes."""
+    x = as_tensor(x)
+    return full(x._type.shape, True, T.bool_)
+
+
+def is_floating_point(t) -> bool:
+    return as_tensor(t).dtype.is_floating_point
+
+
+def is_complex(t) -> bool:
+    return False
+
+
+def is_nonzero(t) -> bool:
+    t = as_tensor(t)
+    if t.numel() != 1:
+        which = "no values" if t.numel() == 0 else "more than one value"
+        raise user_error(GcompError, f"Boolean value of Tensor with {which} is ambiguous")
+    return bool(t.item() != 0)
+
+
+def nansum(x, dim=None, keepdim=False, *, dtype=None):
+    x = as_tensor(x)
+    if x.dtype.is_floating_point:
+        x = where(isnan(x), 0.0, x)
+    return sum(x, dim, keepdim, dtype=dtype)
+
+
+def nanmean(x, dim=None, keepdim=False, *, dtype=None):
+    x = as_tensor(x)
+    if dtype is not None:
+        x = cast(x, dtype)
+    if not x.dtype.is_floating_point:
+        raise user_error(GcompError, "nanmean(): expected input to have floating point dtype but "
+                         f"got {x.dtype.name}; cast it first, e.g. x.float()")
+    count = sum(cast(logical_not(isnan(x)), x.dtype), dim, keepdim)
+    return div(nansum(x, dim, keepdim), count)
+
+
+def count_nonzero(x, dim=None):
+    return sum(ne(as_tensor(x), 0), dim)

@@ -86,6 +86,7 @@ from . import (  # noqa: E402,F401
     reduce,
     remat,
     shape,
+    sort,
     window,
 )
 

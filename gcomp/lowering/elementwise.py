@@ -9,12 +9,15 @@ from jax import numpy as jnp
 from . import lowers, to_jax_dtype
 
 _UNARY = {
-    "neg": lax.neg, "abs": lax.abs, "sign": lax.sign, "exp": lax.exp, "expm1": lax.expm1,
+    "neg": lax.neg, "abs": lax.abs, "exp": lax.exp, "expm1": lax.expm1,
     "log": lax.log, "log1p": lax.log1p, "sqrt": lax.sqrt, "rsqrt": lax.rsqrt, "sin": lax.sin,
     "cos": lax.cos, "tan": lax.tan, "tanh": lax.tanh, "logistic": lax.logistic, "erf": lax.erf,
     "erf_inv": lax.erf_inv, "floor": lax.floor, "ceil": lax.ceil,
     "logical_not": lax.bitwise_not, "bitwise_not": lax.bitwise_not,
     "stop_gradient": lambda x: x,
+    "asin": lax.asin, "acos": lax.acos, "atan": lax.atan, "sinh": lax.sinh, "cosh": lax.cosh,
+    "asinh": lax.asinh, "acosh": lax.acosh, "atanh": lax.atanh, "erfc": lax.erfc,
+    "lgamma": lax.lgamma,
 }
 _BINARY = {
     "add": lax.add, "sub": lax.sub, "mul": lax.mul, "maximum": lax.max, "minimum": lax.min,
@@ -29,6 +32,30 @@ for _name, _f in _UNARY.items():
     lowers(_name)(lambda x, _f=_f: _f(x))
 for _name, _f in _BINARY.items():
     lowers(_name)(lambda x, y, _f=_f: _f(x, y))
+
+
+@lowers("sign")
+def _sign(x):
+    if not _is_float(x):
+        return lax.sign(x)
+    # torch: (x > 0) - (x < 0), so sign(NaN) and sign(-0.0) are 0.0 (lax gives NaN and -0.0)
+    one, zero = lax.full_like(x, 1), lax.full_like(x, 0)
+    return lax.sub(lax.select(lax.gt(x, zero), one, zero), lax.select(lax.lt(x, zero), one, zero))
+
+
+@lowers("digamma")
+def _digamma(x):
+    # torch: digamma(+-0) is -+inf (lax gives nan)
+    inf = lax.full_like(x, np.inf)
+    pole = lax.select(jnp.signbit(x), inf, lax.neg(inf))
+    return lax.select(lax.eq(x, lax.full_like(x, 0)), pole, lax.digamma(x))
+
+
+@lowers("polygamma")
+def _polygamma(x, n):
+    # polygamma(n, +inf) is 0 for n >= 1, as torch (lax gives nan)
+    out = lax.polygamma(lax.full_like(x, n), x)
+    return lax.select(lax.eq(x, lax.full_like(x, np.inf)), lax.full_like(x, 0), out)
 
 
 @lowers("round")

@@ -56,10 +56,24 @@ def _take(x, idx, axis):
     return lax.gather(x, idx[..., None], dnums, slice_sizes, mode=lax.GatherScatterMode.CLIP)
 
 
+def _scatter_dnums(x, idx, axis):
+    update_window_dims = tuple(range(axis)) + tuple(range(axis + idx.ndim, x.ndim - 1 + idx.ndim))
+    return lax.ScatterDimensionNumbers(update_window_dims=update_window_dims,
+                                       inserted_window_dims=(axis,),
+                                       scatter_dims_to_operand_dims=(axis,))
+
+
 @lowers("scatter_add")
 def _scatter_add(x, idx, upd, axis):
-    update_window_dims = tuple(range(axis)) + tuple(range(axis + idx.ndim, x.ndim - 1 + idx.ndim))
-    dnums = lax.ScatterDimensionNumbers(update_window_dims=update_window_dims,
-                                        inserted_window_dims=(axis,),
-                                        scatter_dims_to_operand_dims=(axis,))
-    return lax.scatter_add(x, idx[..., None], upd, dnums, mode=lax.GatherScatterMode.CLIP)
+    return lax.scatter_add(x, idx[..., None], upd, _scatter_dnums(x, idx, axis),
+                           mode=lax.GatherScatterMode.CLIP)
+
+
+_SCATTERS = {"set": lax.scatter, "mul": lax.scatter_mul, "max": lax.scatter_max,
+             "min": lax.scatter_min}
+
+
+@lowers("scatter")
+def _scatter(x, idx, upd, axis, mode):
+    return _SCATTERS[mode](x, idx[..., None], upd, _scatter_dnums(x, idx, axis),
+                           mode=lax.GatherScatterMode.CLIP)

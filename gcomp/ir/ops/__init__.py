@@ -154,5 +154,6 @@ from . import (  # noqa: E402,F401
     reduce,
     remat,
     shape,
+    sort,
     window,
 )

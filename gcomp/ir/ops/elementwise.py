@@ -8,7 +8,8 @@ from ..types import TensorType, bool_
 from . import declare, same_dtype, same_shape
 
 FLOAT_UNARY = ("exp", "expm1", "log", "log1p", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh",
-               "logistic", "erf", "erf_inv", "floor", "ceil", "round")
+               "logistic", "erf", "erf_inv", "floor", "ceil", "round", "asin", "acos", "atan",
+               "sinh", "cosh", "asinh", "acosh", "atanh", "erfc", "lgamma", "digamma")
 ANY_UNARY = ("neg", "abs", "sign", "stop_gradient")
 ARITH_BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder",
                 "floor_divide", "atan2")
@@ -109,6 +110,14 @@ def _bitwise_not(types):
 @declare("shift_right_logical", "elementwise", 2, differentiable=False)
 def _shift_right_logical(types):
     return _bitwise("shift_right_logical")(types)
+
+
+@declare("polygamma", "elementwise", 1, {"n": "int"})
+def _polygamma(types, n):
+    """The n-th derivative of digamma (n >= 1; n = 0 is the digamma primitive)."""
+    if n < 1:
+        raise ShapeError(f"polygamma: n must be at least 1 (use digamma for n = 0), got {n}")
+    return _float_unary("polygamma")(types)
 
 
 @declare("select", "elementwise", 3)

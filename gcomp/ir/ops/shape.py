@@ -120,3 +120,22 @@ def _scatter_add(types, axis):
     if upd.shape != want or upd.dtype != x.dtype:
         raise ShapeError(f"scatter_add: updates must be {TensorType(want, x.dtype)}, got {upd}")
     return [x]
+
+
+SCATTER_MODES = ("set", "mul", "max", "min")
+
+
+@declare("scatter", "shape", 3, {"axis": "int", "mode": "str"})
+def _scatter(types, axis, mode):
+    """x with ``updates`` combined into it at ``indices`` along axis (the operands as in
+    scatter_add): ``set`` replaces (one of several updates to an element wins), ``mul``, ``max``
+    and ``min`` combine the element with every update to it (lax.scatter_mul/max/min)."""
+    x, idx, upd = types
+    if mode not in SCATTER_MODES:
+        raise ShapeError(f"scatter: mode {mode!r} is not one of {', '.join(SCATTER_MODES)}")
+    _check_indices("scatter", idx)
+    check_axis("scatter", axis, x.ndim)
+    want = x.shape[:axis] + idx.shape + x.shape[axis + 1:]
+    if upd.shape != want or upd.dtype != x.dtype:
+        raise ShapeError(f"scatter: updates must be {TensorType(want, x.dtype)}, got {upd}")
+    return [x]

@@ -60,7 +60,7 @@ from .ir.types import (
     uint32,
 )
 from .ir.types import bool_ as bool  # noqa: A001 - torch.bool
-from .runtime.compiled import CompiledFunction, CompiledModule, compile  # noqa: A004
+from .runtime.compiled import CompiledFunction, compile  # noqa: A004
 from .runtime.log import configure as _configure_log
 
 from . import autograd, cuda, distributed, ir  # noqa: E402
@@ -103,6 +103,7 @@ def clone(t):
 _configure_log()
 
 from . import data, nn, optim, utils  # noqa: E402, F401
+from .nn.modules.compiled import CompiledModule  # noqa: E402, F401
 
 # -- PyTorch's runtime names: legacy constructors, random sampling, accelerator, backends ------
 from . import accelerator, backends  # noqa: E402, F401
@@ -111,6 +112,26 @@ from .frontend.legacy import LEGACY as _LEGACY  # noqa: E402
 from .frontend.random_ops import multinomial, normal, randperm  # noqa: E402, F401
 
 globals().update(_LEGACY)  # FloatTensor, LongTensor, ... (Note [Legacy constructors])
+
+from . import compiler  # noqa: E402
+from .frontend.tensor import set_printoptions  # noqa: E402, F401
+
+_dynamo = compiler  # torch._dynamo.reset()
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__ + "._dynamo"] = compiler
+_DETERMINISTIC = [False]
+
+
+def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
+    """Recorded for are_deterministic_algorithms_enabled(): XLA's CPU kernels are deterministic;
+    on GPU, set XLA_FLAGS=--xla_gpu_deterministic_ops=true before gcomp starts for bitwise
+    reproducible scatters and reductions."""
+    _DETERMINISTIC[0] = True if mode else False  # (bool is gcomp.bool here, the dtype)
+
+
+def are_deterministic_algorithms_enabled() -> bool:
+    return _DETERMINISTIC[0]
 from .bench import benchmark  # noqa: E402, F401
 from .runtime.aot import Compiled, Loaded, Lowered, Spec  # noqa: E402, F401
 from .runtime.cache import config  # noqa: E402, F401

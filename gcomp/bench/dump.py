@@ -80,7 +80,8 @@ def dump(fn, *args, out=None, name: str | None = None, **kwargs) -> DumpResult:
 
 def _compiled(fn, args, kwargs, name):
     """``fn`` as a compiled function, with the arguments it is dumped for."""
-    from ..runtime.compiled import CompiledFunction, CompiledModule, compile
+    from ..nn.modules.compiled import CompiledModule
+    from ..runtime.compiled import CompiledFunction, compile
     from .workloads import WORKLOADS, Workload
 
     if isinstance(fn, str) and fn in WORKLOADS:

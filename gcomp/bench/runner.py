@@ -205,7 +205,8 @@ def function_cases(fn, args, kwargs, name, compile_options) -> list[Case]:
     """``eager``: ``fn(*args)``; ``compiled``: ``gcomp.compile(fn)(*args)``. Both wait for the
     results, the arguments and the state the compiled function writes back (the same state
     objects the eager calls update)."""
-    from ..runtime.compiled import CompiledFunction, CompiledModule, compile
+    from ..nn.modules.compiled import CompiledModule
+    from ..runtime.compiled import CompiledFunction, compile
 
     if isinstance(fn, (CompiledFunction, CompiledModule)):
         eager = fn._orig_mod if isinstance(fn, CompiledModule) else fn.fn

@@ -76,13 +76,17 @@ def needs_input_grad(i: int) -> bool:
     return needs is None or needs[i] is not None
 
 
-def backprop(seeds, targets=None, producer=_producer, accumulate=None, retain=()):
+def backprop(seeds, targets=None, producer=_producer, accumulate=None, retain=(), hooks=None):
     """Reverse-mode accumulation from ``seeds`` ({key: cotangent}) back through the nodes.
 
     Returns {key: cotangent} for each key in ``targets`` (every leaf reached when None, plus the
     keys in ``retain`` that were reached: non-leaf tensors that asked for retain_grad()). When
     ``accumulate`` is given it is called as accumulate(key, cotangent) for each leaf key instead.
+    ``hooks`` ({key: fn(cotangent) -> cotangent}, Tensor.register_hook) sees a key's total
+    cotangent once it is complete: before the key's producer uses it, or before a leaf's is
+    returned.
     """
+    hooks = hooks or {}
     from ..autodiff import vjp_rule
 
     # Topological order of the nodes reachable from the seeds (iterative DFS, post-order).
@@ -125,6 +129,10 @@ def backprop(seeds, targets=None, producer=_producer, accumulate=None, retain=()
     for key, ct in seeds.items():
         add(key, ct)
     for node in reversed(order):
+        if hooks:
+            for k in node.output_keys:
+                if k in hooks and cts.get(k) is not None:
+                    cts[k] = hooks[k](cts[k])
         out_cts = [cts.get(k) if k in keep else cts.pop(k, None) for k in node.output_keys]
         if all(c is None for c in out_cts):
             continue
@@ -141,6 +149,9 @@ def backprop(seeds, targets=None, producer=_producer, accumulate=None, retain=()
                 raise GcompError(f"internal: the VJP of {node.op} gave {ct._type} for an input of "
                                  f"type {x._type}")
             add(k, ct)
+    for k, fn in hooks.items():  # leaves (a non-leaf's ran before its producer)
+        if producer(k) is None and cts.get(k) is not None:
+            cts[k] = fn(cts[k])
     if targets is None:
         result = {k: v for k, v in cts.items() if producer(k) is None or k in keep}
     else:

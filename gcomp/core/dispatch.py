@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 from ..ir import ops as _ops
 from ..ir.errors import GcompError, ShapeError
@@ -17,6 +18,16 @@ from ..ir.graph import Graph, Value
 from ..ir.types import TensorType
 from ..lowering import jitted
 from .tensor import Storage, TensorBase
+
+
+# Note [Tracing and threads]
+# ~~~~~~~~~~~~~~~~~~~~~~~~~~
+# The interpreter stack is process-wide (a per-thread stack would cost every eager op a lookup),
+# so an op run by another thread while this one traces would be recorded into the trace. Every
+# push of a tracing interpreter holds TRACE_LOCK, and gcomp's own background work that runs user
+# code (the DataLoader's prefetch thread calling a Dataset's __getitem__) holds it too while it
+# runs: the two take turns, and a batch is never half-recorded into a compiled step.
+TRACE_LOCK = threading.RLock()
 
 
 class Mode:

@@ -3,12 +3,14 @@
 Note [Prefetching]
 gcomp's interpreter stack is process-wide: while the main thread traces a gcomp.compile'd
 function, a gcomp op run by another thread would be recorded into that trace. So the background
-thread of ``prefetch=True`` never runs gcomp ops itself: it reads samples and collates them into
-numpy arrays (the default collate's first stage); the main thread turns those into tensors (one
-``from_numpy`` per field). Datasets used with prefetch should therefore return numpy arrays,
-numbers, or containers of them (the datasets in gcomp.data.datasets do); a custom ``collate_fn``
-runs in the main thread. A TensorDataset is gathered with one indexing op per tensor in the
-main thread, which is already cheap, so it is never prefetched.
+thread of ``prefetch=True`` (and of ``num_workers > 0``) reads samples and collates them into
+numpy arrays (the default collate's first stage) holding the trace lock (Note [Tracing and
+threads] in core/dispatch.py), so a Dataset whose ``__getitem__`` uses gcomp ops (returns
+``self.x[i]``) never runs them into a trace; the main thread turns the arrays into tensors (one
+``from_numpy`` per field). Datasets that return numpy arrays prefetch best (no lock contention
+with the main thread's compiles); a custom ``collate_fn`` runs in the main thread. A
+TensorDataset is gathered with one indexing op per tensor in the main thread, which is already
+cheap, so it is never prefetched.
 """
 
 from __future__ import annotations
@@ -260,8 +262,15 @@ class _Prefetcher:
         self.thread.start()
 
     def _run(self, stage1):
+        from ..core.dispatch import TRACE_LOCK
+
+        it = iter(stage1)
         try:
-            for item in stage1:
+            while True:
+                with TRACE_LOCK:  # the dataset's own gcomp ops stay out of any trace
+                    item = next(it, self._DONE)
+                if item is self._DONE:
+                    break
                 if not self._put(("item", item)):
                     return
             self._put(("done", None))
@@ -283,6 +292,12 @@ class _Prefetcher:
     def __next__(self):
         if self.stop.is_set():
             raise StopIteration
+        from ..core.dispatch import Mode
+
+        if len(Mode.stack) > 1:  # the fetching thread waits for this trace: it would never end
+            raise GcompError("a prefetching DataLoader (prefetch=True or num_workers > 0) is "
+                             "iterated inside gcomp.compile; iterate it outside the compiled "
+                             "function and pass each batch in")
         kind, value = self.queue.get()
         if kind == "done":
             self.close()

@@ -119,7 +119,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             if t._grad_fn is not None:
                 retained.setdefault(t._edge(), []).append(t)
     with _GradMode(bool(create_graph)):
-        result = core_ag.backprop(seeds, targets, retain=retained)
+        result = core_ag.backprop(seeds, targets, retain=retained, hooks=_hooks())
         for key, g in result.items():
             leaf = key if isinstance(key, Tensor) else None
             if leaf is None:
@@ -146,6 +146,88 @@ def retain_grad(t: Tensor) -> None:
                          "requires_grad=False")
     if t._grad_fn is not None:
         _RETAINED[id(t)] = t
+
+
+# -- Tensor.register_hook -----------------------------------------------------------------------
+_HOOKED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # id -> tensor with hooks
+
+
+class RemovableHandle:
+    """What register_hook returns: ``handle.remove()`` unregisters the hook."""
+
+    _next = 0
+
+    def __init__(self, table):
+        self._table = weakref.ref(table) if table is not None else None
+        RemovableHandle._next += 1
+        self.id = RemovableHandle._next
+
+    def remove(self):
+        table = self._table() if self._table is not None else None
+        if table is not None:
+            table.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+class _HookTable(dict):  # a dict subclass, so a handle can hold a weak reference to it
+    pass
+
+
+def register_hook(t: Tensor, hook) -> RemovableHandle:
+    """Tensor.register_hook(hook): ``hook(grad)`` runs each time the gradient with respect to
+    ``t`` is computed, eagerly (backward() and autograd.grad), and may return a tensor to use
+    instead. A leaf's hook runs before the gradient is accumulated into ``.grad``."""
+    if not callable(hook):
+        raise user_error(GcompError, f"register_hook expects a callable, got "
+                         f"{type(hook).__name__}")
+    if not t.requires_grad:
+        raise user_error(GcompError, "cannot register a hook on a tensor that doesn't require "
+                         "gradient")
+    if t.is_traced:
+        raise user_error(GcompError, "register_hook inside gcomp.compile is not supported: "
+                         "hooks run eagerly; register it outside, on an eager tensor, and "
+                         "call the compiled module inside eager autograd")
+    table = t.__dict__.get("_hook_table")
+    if table is None:
+        table = t._hook_table = _HookTable()
+    handle = RemovableHandle(table)
+    table[handle.id] = hook
+    _HOOKED[id(t)] = t
+    return handle
+
+
+def _hooks() -> dict:
+    """{key: fn} for the live tensors with hooks (core/autograd.py backprop's ``hooks``)."""
+    out: dict = {}
+    for t in list(_HOOKED.values()):
+        table = t.__dict__.get("_hook_table")
+        if not table:
+            continue
+        fns = list(table.values())
+        key = t._edge()
+
+        def run(g, fns=fns, t=t, prev=out.get(key)):
+            if prev is not None:
+                g = prev(g)
+            for fn in fns:
+                r = fn(g)
+                if r is not None:
+                    if not isinstance(r, Tensor) or r._type != g._type:
+                        got = f"{r.dtype} {list(r.shape)}" if isinstance(r, Tensor) else \
+                            type(r).__name__
+                        raise user_error(GcompError, f"a gradient hook returned {got}; it must "
+                                         f"return None or a tensor of {g.dtype} "
+                                         f"{list(g.shape)}")
+                    g = r
+            return g
+
+        out[key] = run
+    return out
 
 
 def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool):
@@ -188,7 +270,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             seeds[key] = seed if key not in seeds else seeds[key] + seed
     targets = [x._edge() for x in inputs]
     with _GradMode(bool(create_graph)):
-        result = core_ag.backprop(seeds, targets)
+        result = core_ag.backprop(seeds, targets, hooks=_hooks())
     out = []
     for i, (x, k) in enumerate(zip(inputs, targets)):
         g = result.get(k)

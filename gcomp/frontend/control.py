@@ -14,7 +14,8 @@ from __future__ import annotations
 import inspect
 
 from ..core.autograd import expand_grads
-from ..core.dispatch import EagerInterpreter, Mode, TraceInterpreter, bind_many, user_error
+from ..core.dispatch import (TRACE_LOCK, EagerInterpreter, Mode, TraceInterpreter, bind_many,
+                             user_error)
 from ..core.tensor import Storage
 from ..ir.errors import GcompError
 from ..ir.graph import Graph, Value
@@ -129,11 +130,12 @@ def _trace_region(name: str, fn, args: list, hints: list[str], what: str):
             rg = bool(leaf.requires_grad and Mode.grad_enabled and leaf.dtype.is_floating_point)
             made.append(Tensor(Storage(v), leaf._type, rg))
         stand_ins.append(_unflatten(spec, made))
-    Mode.stack.append(tracer)
-    try:
-        out = fn(*stand_ins)
-    finally:
-        Mode.stack.pop()
+    with TRACE_LOCK:  # Note [Tracing and threads] in core/dispatch.py
+        Mode.stack.append(tracer)
+        try:
+            out = fn(*stand_ins)
+        finally:
+            Mode.stack.pop()
     tracer.check_closed(what)
     return tracer, arg_values, out
 
@@ -142,11 +144,12 @@ def _close(tracer: RegionTracer, outputs: list[Tensor]) -> Graph:
     """Give the region its outputs (lifting outside tensors returned as they are). Eagerly,
     gradients requested inside it are expanded now (in a trace the autodiff pass does it)."""
     g = tracer.graph
-    Mode.stack.append(tracer)
-    try:
-        g.outputs = [tracer.value_of(t) for t in outputs]
-    finally:
-        Mode.stack.pop()
+    with TRACE_LOCK:
+        Mode.stack.append(tracer)
+        try:
+            g.outputs = [tracer.value_of(t) for t in outputs]
+        finally:
+            Mode.stack.pop()
     if isinstance(tracer.enclosing, EagerInterpreter) and g.contains("grad"):
         expand_grads(g)
     return g

@@ -539,12 +539,23 @@ _REDUCE_MODES = {"sum": "add", "add": "add", "prod": "mul", "multiply": "mul", "
                  "amin": "min", "mean": "mean"}
 
 
+def _as_1d(input, index, src):
+    """torch treats a 0-d index (and src) of a 1-d input as 1-d of one element
+    (``zeros(10).scatter_(0, tensor(3), value=1)`` is a one-hot)."""
+    if input.ndim == 1 and isinstance(index, Tensor) and index.ndim == 0:
+        index = reshape(index, (1,))
+        if isinstance(src, Tensor) and src.ndim == 0:
+            src = reshape(src, (1,))
+    return index, src
+
+
 def scatter(input, dim, index, src=None, value=None, *, reduce=None):
     """torch.scatter(input, dim, index, src | value, reduce=None|'add'|'multiply')."""
     if src is None:
         src = value
     if src is None:
         raise user_error(GcompError, "scatter(): expected a src tensor or a value")
+    index, src = _as_1d(input, index, src)
     if index.numel() == 0:
         return input
     d = _dim(dim, input.ndim)
@@ -559,6 +570,7 @@ def scatter(input, dim, index, src=None, value=None, *, reduce=None):
 
 
 def scatter_add(input, dim, index, src):
+    index, src = _as_1d(input, index, src)
     if index.numel() == 0:
         return input
     d = _dim(dim, input.ndim)

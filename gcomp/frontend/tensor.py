@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ..core.dispatch import Mode, TraceInterpreter, user_error
@@ -21,6 +23,64 @@ def _concrete_error(what: str) -> GcompError:
         "value is only known when the compiled program runs). Use gcomp.where(cond, a, b) for "
         "data-dependent choices of values, gcomp.cond(pred, true_fn, false_fn, *operands) for "
         "data-dependent branches, or move this code outside the compiled function."))
+
+
+# torch.set_printoptions' settings (its defaults)
+PRINT_OPTIONS = {"precision": 4, "threshold": 1000, "edgeitems": 3, "linewidth": 80,
+                 "sci_mode": None}
+_PROFILES = {"default": {"precision": 4, "threshold": 1000, "edgeitems": 3, "linewidth": 80},
+             "short": {"precision": 2, "threshold": 1000, "edgeitems": 2, "linewidth": 80},
+             "full": {"precision": 4, "threshold": sys.maxsize, "edgeitems": 3,
+                      "linewidth": 80}}
+
+
+def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None,
+                     profile=None, sci_mode=None):
+    """torch.set_printoptions: how tensors print (precision digits, summarizing past
+    ``threshold`` elements with ``edgeitems`` each side, ``sci_mode`` True/False/None=auto)."""
+    if profile is not None:
+        if profile not in _PROFILES:
+            raise GcompError(f"set_printoptions: unknown profile {profile!r}; use one of "
+                             f"{sorted(_PROFILES)}")
+        PRINT_OPTIONS.update(_PROFILES[profile])
+    for k, v in (("precision", precision), ("threshold", threshold), ("edgeitems", edgeitems),
+                 ("linewidth", linewidth)):
+        if v is not None:
+            PRINT_OPTIONS[k] = int(v)
+    PRINT_OPTIONS["sci_mode"] = sci_mode
+
+
+def _format_array(a: np.ndarray) -> str:
+    """The body of a tensor's repr, laid out as torch does: floats with ``precision`` fixed
+    digits unless every value is integral (``1.``), scientific when the magnitudes span more
+    than 1e3 or exceed 1e8 (or as sci_mode says), booleans as wide as the widest value."""
+    o = PRINT_OPTIONS
+    if a.dtype.kind == "V":  # bfloat16 and other ml_dtypes
+        a = a.astype(np.float64)
+    kw = dict(separator=", ", prefix="tensor(", threshold=o["threshold"],
+              edgeitems=o["edgeitems"], max_line_width=o["linewidth"])
+    if a.dtype == np.bool_:
+        width = 5 if not a.all() else 4
+        return np.array2string(a, formatter={"bool": lambda b: str(bool(b)).rjust(width)}, **kw)
+    if a.dtype.kind != "f" or a.size == 0:
+        return np.array2string(a, **kw)
+    finite = np.abs(a[np.isfinite(a)]).astype(np.float64)
+    integral = finite.size == 0 or bool(np.all(finite == np.round(finite)))
+    sci = o["sci_mode"]
+    if sci is None:
+        nz = finite[finite != 0]
+        sci = bool(nz.size) and (nz.max() / nz.min() > 1000.0 or nz.max() > 1e8 or
+                                 (not integral and nz.min() < 1e-4))
+    p = o["precision"]
+    return _fixed(a, sci, integral, p, kw).replace(", ..., ", ",  ..., ")  # torch's spacing
+
+
+def _fixed(a, sci, integral, p, kw) -> str:
+    if sci:
+        return np.array2string(a, formatter={"float_kind": lambda v: f"{v:.{p}e}"}, **kw)
+    if integral:
+        return np.array2string(a, precision=p, **kw)
+    return np.array2string(a, precision=p, floatmode="fixed", suppress_small=True, **kw)
 
 
 class Tensor(TensorBase):
@@ -159,9 +219,7 @@ class Tensor(TensorBase):
             grad = ", requires_grad=True"
         if isinstance(d, Value):
             return f"tensor(<traced {self._type}>{grad})"
-        a = np.asarray(d)
-        body = np.array2string(a.astype(np.float64) if a.dtype.kind == "V" else a,
-                               separator=", ", precision=4, prefix="tensor(")
+        body = _format_array(np.asarray(d))
         dt = "" if self.dtype.name in ("float32", "int64", "bool") else f", dtype={self.dtype}"
         return f"tensor({body}{dt}{grad})"
 
@@ -226,6 +284,15 @@ class Tensor(TensorBase):
                              "variables; use .detach()")
         self.requires_grad = requires_grad
         return self
+
+    def register_hook(self, hook):
+        from .autograd import register_hook
+
+        return register_hook(self, hook)
+
+    @property
+    def retains_grad(self) -> bool:
+        return bool(self._retains_grad) and self._grad_fn is not None
 
     def retain_grad(self):
         from .autograd import retain_grad

@@ -22,7 +22,7 @@ import inspect
 from dataclasses import dataclass, field
 
 from ..core import autograd as core_ag
-from ..core.dispatch import Mode, TraceInterpreter, bind, user_error, user_location
+from ..core.dispatch import TRACE_LOCK, Mode, TraceInterpreter, bind, user_error, user_location
 from ..core.tensor import Storage
 from ..ir.errors import GcompError
 from ..ir.graph import Graph, Value
@@ -149,6 +149,14 @@ def traced_backward(interp, tensors, grads, create_graph, inputs):
                          "supported; use gcomp.grad(gcomp.grad(f)) for higher derivatives")
     for i, t in enumerate(tensors):
         _check_differentiable(t, i)
+    from .autograd import _HOOKED
+
+    for _, t, _ in interp.captured:  # the autodiff pass does not run Python hooks
+        if _HOOKED.get(id(t)) is t and t.__dict__.get("_hook_table"):
+            raise user_error(GcompError, f"backward() inside gcomp.compile reaches "
+                             f"{t._name or 'a tensor'} with a gradient hook (register_hook), "
+                             "which compiled code cannot run; remove the hook, or compile only "
+                             "the forward (gcomp.compile(model)) so backward runs eagerly")
     interp.backward_called = True
     leaves = _leaf_values(interp, tensors)
     if inputs is not None:
@@ -343,6 +351,7 @@ def trace(fn, args: tuple, kwargs: dict, name: str | None = None, state_names=No
         sym_kwargs[k] = rebuild(v, lambda p, x, k=k: to_symbolic(("kw", k) + p, x)
                                 if isinstance(x, Tensor) else x)
         kw_paths[k] = True
+    TRACE_LOCK.acquire()  # Note [Tracing and threads] in core/dispatch.py
     Mode.stack.append(interp)
     try:
         out = fn(*sym_args, **sym_kwargs)
@@ -382,6 +391,7 @@ def trace(fn, args: tuple, kwargs: dict, name: str | None = None, state_names=No
                         for m, tr in interp.modes.values()]
     finally:
         Mode.stack.pop()
+        TRACE_LOCK.release()
     return result
 
 

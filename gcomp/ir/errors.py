@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 
-class GcompError(Exception):
-    """An error caused by the user's program or input; the message says what to do next."""
+class GcompError(RuntimeError):
+    """An error caused by the user's program or input; the message says what to do next.
+
+    A RuntimeError, as PyTorch's errors mostly are, so ``except RuntimeError`` in torch code
+    catches it (index errors are also IndexErrors: GcompIndexError)."""
 
 
 class IRParseError(GcompError):

@@ -21,3 +21,6 @@ for _family in ("container", "linear", "activation", "dropout", "sparse", "flatt
         continue
     for _name in getattr(_mod, "__all__", []):
         globals()[_name] = getattr(_mod, _name)
+
+from . import parallel  # noqa: E402
+from .parallel import DataParallel  # noqa: E402, F401

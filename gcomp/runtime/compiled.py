@@ -14,6 +14,7 @@ import os
 import sys
 import time
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,6 +163,7 @@ class CompiledFunction:
         self._hits = self._misses = 0
         self._warned = False
         self._reasons: list[str] = []
+        LIVE.add(self)  # gcomp.compiler.reset() clears every live one
         try:
             import inspect
 
@@ -626,9 +628,24 @@ def _dump(name: str, entry: Entry, index: int) -> None:
                                                indent=2))
 
 
+LIVE: weakref.WeakSet = weakref.WeakSet()  # every CompiledFunction (compiler.reset)
+
+# torch.compile's arguments that gcomp takes for compatibility: gcomp always compiles the whole
+# function (fullgraph), specialized to its input shapes (dynamic=False), through XLA (which does
+# its own autotuning, so every mode compiles the same program)
+_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+_BACKENDS = (None, "inductor", "gcomp", "xla", "openxla")
+
+
 def compile(fn=None, *, passes="default", options=None, precision=None, name=None,  # noqa: A001
-            cache_limit=None, mesh=None, shardings=None):
+            cache_limit=None, mesh=None, shardings=None, fullgraph=False, dynamic=None,
+            mode=None, backend=None, disable=False):
     """Compile ``fn`` (also usable as ``@gcomp.compile`` or ``@gcomp.compile(passes=...)``).
+
+    torch.compile's ``fullgraph``, ``mode`` and ``backend`` ("inductor" and the like) are
+    accepted: gcomp always compiles the whole function through XLA, so each mode gives the same
+    program; ``dynamic=True`` is refused (executables are specialized to input shapes, one per
+    shape, see cache_limit); ``disable=True`` returns ``fn`` itself, as in torch.
 
     ``passes``: "default", "none" (only what lowering needs) or a list of pass names.
     ``options``: pass options by name (``gcomp.passes.OPTIONS`` lists them, Note [Pass options]),
@@ -643,6 +660,21 @@ def compile(fn=None, *, passes="default", options=None, precision=None, name=Non
     module's own."""
     from ..passes.manager import check_options, resolve
 
+    if mode not in _MODES:
+        raise user_error(GcompError, f"gcomp.compile: unknown mode {mode!r}; expected one of "
+                         f"{[m for m in _MODES if m]}")
+    if backend not in _BACKENDS and not callable(backend):
+        raise user_error(GcompError, f"gcomp.compile: backend {backend!r} is not gcomp's; "
+                         "gcomp compiles through XLA (leave backend unset)")
+    if callable(backend):
+        raise user_error(GcompError, "gcomp.compile: a custom backend function is not "
+                         "supported; gcomp compiles through XLA")
+    if dynamic:
+        raise user_error(GcompError, "gcomp.compile(dynamic=True): gcomp specializes each "
+                         "executable to its input shapes (a new shape compiles a new one); "
+                         "leave dynamic unset, or pad inputs to a few fixed shapes")
+    if disable:
+        return fn if fn is not None else (lambda f: f)
     options = dict(options or {})
     if precision is not None:
         options["precision"] = precision
@@ -660,6 +692,8 @@ def compile(fn=None, *, passes="default", options=None, precision=None, name=Non
     if not callable(fn):
         raise user_error(GcompError, f"gcomp.compile expects a function, got {type(fn).__name__}")
     if hasattr(fn, "named_parameters") and hasattr(fn, "named_buffers") and hasattr(fn, "forward"):
+        from ..nn.modules.compiled import CompiledModule
+
         return CompiledModule(fn, **kw)
     return CompiledFunction(fn, **kw)
 
@@ -685,11 +719,17 @@ def composite(fn, name: str | None = None):
     return call
 
 
-class CompiledModule:
+class CompiledModuleBase:
     """``gcomp.compile(module)``: like torch.compile's OptimizedModule, but every attribute other
     than the call (parameters(), state_dict() with the module's own keys, train()/eval(), to(),
     submodules) is the original module's. State in the IR is named by the module's own paths
-    (``0.weight``), so the IR reads like its state_dict."""
+    (``0.weight``), so the IR reads like its state_dict.
+
+    The class users get, ``gcomp.CompiledModule``, is this and ``gcomp.nn.Module``
+    (gcomp/nn/modules/compiled.py): a compiled module is a Module, so it can be a submodule
+    (``self.enc = gcomp.compile(enc)``, an item of ``nn.Sequential``) and its parent's
+    parameters(), state_dict() and train() reach the original's, under the submodule's name
+    (``enc.weight``: the same keys as without compiling)."""
 
     def __init__(self, module, **options):
         object.__setattr__(self, "_orig_mod", module)
@@ -749,6 +789,23 @@ class CompiledModule:
 
     def cache_clear(self):
         self._compiled.cache_clear()
+
+    def forward(self, *args, **kwargs):
+        return self._compiled(*args, **kwargs)
+
+    # the tree is the original's: a parent reaches its modules, not the wrapper
+    def named_modules(self, *args, **kwargs):
+        return self._orig_mod.named_modules(*args, **kwargs)
+
+    def named_children(self):
+        return self._orig_mod.named_children()
+
+    def apply(self, fn):
+        self._orig_mod.apply(fn)
+        return self
+
+    def __dir__(self):
+        return dir(self._orig_mod)
 
     def __repr__(self):
         return f"CompiledModule({self._orig_mod!r})"

@@ -141,6 +141,44 @@ def test_prefetch_gives_the_same_batches_and_propagates_errors():
     assert _labels(loader) == [0, 1, 2, 3]
 
 
+def test_a_dataset_of_gcomp_ops_prefetches_while_the_main_thread_compiles():
+    """Note [Tracing and threads]: the prefetch thread's ops never land in the main thread's
+    trace (before the trace lock, this failed or crashed the process every run)."""
+    x = np.random.default_rng(0).standard_normal((120, 4)).astype(np.float32)
+
+    class Doubled(Dataset):
+        def __init__(self):
+            self.x = gcomp.tensor(x)
+
+        def __len__(self):
+            return len(x)
+
+        def __getitem__(self, i):
+            return self.x[i] * 2  # gcomp ops in the background thread
+
+    with pytest.warns(UserWarning, match="prefetch"):
+        loader = DataLoader(Doubled(), batch_size=8, num_workers=2)
+    for n, xb in enumerate(loader):
+        def f(t, n=n):  # a fresh function: every batch traces while the thread fetches
+            for _ in range(20):
+                t = gcomp.sin(t) + n
+            return t.sum(0)
+
+        ref = 2 * x[8 * n:8 * n + 8]
+        for _ in range(20):
+            ref = np.sin(ref) + n
+        np.testing.assert_allclose(gcomp.compile(f)(xb).numpy(), ref.sum(0), rtol=1e-4, atol=1e-4)
+    assert n == 14
+
+    def inside(t):
+        for b in DataLoader(Numbers(4), batch_size=2, prefetch=True):
+            t = t + b[0].sum()
+        return t
+
+    with pytest.raises(GcompError, match="iterate it outside the compiled function"):
+        gcomp.compile(inside)(gcomp.zeros(()))
+
+
 def test_iterable_dataset_and_custom_collate():
     class Stream(IterableDataset):
         def __iter__(self):

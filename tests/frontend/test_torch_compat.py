@@ -7,6 +7,7 @@ compiled, the RNG state, ``out=``, and reading files written by ``torch.save``."
 
 from __future__ import annotations
 
+import importlib
 import io
 
 import numpy as np
@@ -363,3 +364,115 @@ def test_a_changing_python_number_does_not_compile_every_eager_step():
     w = gcomp.ones(7, 3, requires_grad=True)
     (w * (1 / 3.7)).sum().backward()  # through the tape as usual
     np.testing.assert_allclose(w.grad.numpy(), np.full((7, 3), 1 / 3.7, np.float32))
+
+
+# -- what the tutorial programs hit next -------------------------------------------------------
+def test_scatter_of_a_0d_index_and_gcomp_errors_are_runtime_errors():
+    for t in (gcomp, torch):  # the Transforms tutorial's one-hot
+        one_hot = t.zeros(10).scatter_(0, t.tensor(3), value=1)
+        assert one_hot.tolist() == [0.0] * 3 + [1.0] + [0.0] * 6
+    with pytest.raises(RuntimeError):  # what torch code catches
+        gcomp.ones(2).view(3)
+    assert issubclass(gcomp.GcompError, RuntimeError)
+
+
+@pytest.mark.parametrize("lib", ["gcomp", "torch"])
+def test_tensor_hooks_see_and_replace_gradients_like_torch(lib):
+    t = gcomp if lib == "gcomp" else torch
+    seen = []
+    x = t.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 2
+    y.register_hook(lambda g: g * 10)  # a non-leaf's hook replaces its gradient
+    y.retain_grad()
+    handle = x.register_hook(lambda g: seen.append(g.tolist()))  # a leaf's sees the total
+    (y ** 2).sum().backward()
+    assert y.retains_grad and not x.retains_grad
+    assert y.grad.tolist() == [40.0, 80.0, 120.0]  # retain_grad sees the hooked value
+    assert x.grad.tolist() == [80.0, 160.0, 240.0] == seen[0]
+    handle.remove()
+    x.grad = None
+    (x * 3).sum().backward()
+    assert len(seen) == 1 and x.grad.tolist() == [3.0, 3.0, 3.0]
+    (g,) = t.autograd.grad((x * x).sum(), [x])  # autograd.grad runs hooks too
+    x.register_hook(lambda g: g + 1)
+    (g2,) = t.autograd.grad((x * x).sum(), [x])
+    assert (g2 - g).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_hook_errors():
+    x = gcomp.ones(2, requires_grad=True)
+    x.register_hook(lambda g: gcomp.ones(3))
+    with pytest.raises(gcomp.GcompError, match="hook returned"):
+        (x * 2).sum().backward()
+    with pytest.raises(gcomp.GcompError, match="doesn't require"):
+        gcomp.ones(2).register_hook(lambda g: g)
+    w = gcomp.nn.Parameter(gcomp.ones(2))
+    w.register_hook(lambda g: g)
+
+    def step(x):
+        (w * x).sum().backward()
+        return w.grad
+
+    with pytest.raises(gcomp.GcompError, match="gradient hook"):
+        gcomp.compile(step)(gcomp.ones(2))
+
+
+def test_tensors_print_like_torch():
+    cases = [[0.046, 0.001], [1.0, 2.0], [1e5, 1.0], [True, True], [True, False],
+             [1.5, float("nan"), float("inf")], [[0.12345, -2.5], [3.25, 4.0]], [1e-5, 1.0],
+             3.14159, list(range(5)), np.arange(2000.0, dtype=np.float32) / 7]
+    for c in cases:
+        a = np.asarray(c)
+        a = a.astype(np.float32) if a.dtype == np.float64 else a
+        assert repr(gcomp.tensor(a)) == repr(torch.tensor(a)), c
+    try:
+        for t in (gcomp, torch):
+            t.set_printoptions(precision=2)
+        assert repr(gcomp.tensor([1.2345])) == repr(torch.tensor([1.2345]))
+    finally:
+        for t in (gcomp, torch):
+            t.set_printoptions(profile="default")
+
+
+def test_torch_compile_arguments_module_compile_and_reset():
+    f = gcomp.compile(lambda a: a * 2, fullgraph=True, mode="max-autotune", backend="inductor")
+    assert f(gcomp.ones(2)).tolist() == [2.0, 2.0]
+    plain = lambda a: a  # noqa: E731
+    assert gcomp.compile(plain, disable=True) is plain
+    with pytest.raises(gcomp.GcompError, match="dynamic=True"):
+        gcomp.compile(plain, dynamic=True)
+    with pytest.raises(gcomp.GcompError, match="unknown mode"):
+        gcomp.compile(plain, mode="fast")
+    gcomp.manual_seed(0)
+    m, ref = gcomp.nn.Linear(3, 2), None
+    ref = gcomp.nn.Linear(3, 2)
+    ref.load_state_dict(m.state_dict())
+    m.compile(mode="reduce-overhead")  # torch's Module.compile: in place
+    x = gcomp.randn(4, 3)
+    m(x).sum().backward()
+    ref(x).sum().backward()
+    np.testing.assert_allclose(m.weight.grad.numpy(), ref.weight.grad.numpy(), rtol=1e-6)
+    m(x)
+    assert m._compiled_call.cache_info().hits == 1
+    importlib.import_module("gcomp._dynamo").reset()  # torch._dynamo.reset(): every compiled function forgets its code
+    assert m._compiled_call.cache_info().size == 0 and f.cache_info().size == 0
+    assert not gcomp.compiler.is_compiling()
+    assert gcomp.compile(lambda a: a + gcomp.compiler.is_compiling())(gcomp.zeros(1)).item() == 1
+
+
+def test_data_parallel_and_determinism_flags():
+    import gcomp.nn.parallel  # noqa: F401  (DCGAN's import)
+
+    inner = gcomp.nn.Linear(2, 2)
+    dp = gcomp.nn.DataParallel(inner)
+    assert list(dp.state_dict()) == list(torch.nn.DataParallel(torch.nn.Linear(2, 2))
+                                         .state_dict())
+    x = gcomp.ones(1, 2)
+    assert gcomp.equal(dp(x), inner(x)) and dp.module is inner
+    with pytest.raises(gcomp.GcompError, match="mesh"):
+        gcomp.nn.DataParallel(inner, device_ids=[0, 1])
+    try:
+        gcomp.use_deterministic_algorithms(True)
+        assert gcomp.are_deterministic_algorithms_enabled()
+    finally:
+        gcomp.use_deterministic_algorithms(False)

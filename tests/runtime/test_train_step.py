@@ -278,6 +278,44 @@ def test_compiled_module_inside_eager_autograd(opt_name):
     _assert_close(s_eager, s_comp)
 
 
+def test_a_compiled_submodule_is_a_module_of_its_parent():
+    """torch.compile(submodule) inside a model (the torch.compile tutorial): the parent's
+    parameters, state_dict, train/eval and apply reach the original, with the keys it would have
+    uncompiled, and training through it equals training the uncompiled model."""
+    def build(compiled):
+        gcomp.manual_seed(0)
+        enc, head = nn.Linear(12, 16), nn.Linear(16, 3)
+        model = nn.Sequential(gcomp.compile(enc) if compiled else enc, nn.ReLU(), head)
+        return model, enc
+
+    xs, ys = _data((8, 12), 3)
+    runs = []
+    for compiled in (False, True):
+        model, enc = build(compiled)
+        assert isinstance(model[0], nn.Module)
+        names = [n for n, _ in model.named_parameters()]
+        assert names == ["0.weight", "0.bias", "2.weight", "2.bias"]
+        assert list(model.state_dict()) == names
+        model.eval()
+        assert not enc.training
+        model.train()
+        opt = gcomp.optim.SGD(model.parameters(), lr=0.1)
+        losses = []
+        for x, y in zip(xs, ys):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        runs.append((losses, enc.weight.detach().numpy()))
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-5)
+    np.testing.assert_allclose(runs[1][1], runs[0][1], rtol=1e-5, atol=1e-6)
+    model, enc = build(True)
+    model.apply(lambda m: nn.init.zeros_(m.weight) if isinstance(m, nn.Linear) else None)
+    assert float(enc.weight.abs().sum()) == 0.0
+    assert [n for n, _ in model.named_modules()] == ["", "0", "1", "2"]
+
+
 def test_compiled_module_saves_residuals_instead_of_recomputing():
     model = MLP().eval()
     net = gcomp.compile(model)

@@ -138,8 +138,18 @@ class Module:
         raise GcompError(f"Module [{type(self).__name__}] is missing the required \"forward\" "
                          "function")
 
+    def compile(self, *args, **kwargs) -> None:
+        """Compile this module's forward in place (torch's Module.compile): calls of the module
+        run ``gcomp.compile(self, *args, **kwargs)``; its parameters and everything else stay
+        as they are."""
+        compiled = gcomp.compile(self, *args, **kwargs)
+        object.__setattr__(self, "_compiled_call", compiled)
+
     def __call__(self, *args, **kwargs):
         interp = Mode.stack[-1]
+        compiled = self.__dict__.get("_compiled_call")
+        if compiled is not None and len(Mode.stack) == 1:  # inside its trace: the plain call
+            return compiled(*args, **kwargs)
         if type(interp) is TraceInterpreter:
             interp.note_mode(self)  # train()/eval() is part of a compiled function's guards
         for hook in self._forward_pre_hooks.values():

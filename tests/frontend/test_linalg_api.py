@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from torch_reference import arr, check
+from torch_reference import arr, check, variant_marks
 
 import gcomp
 
@@ -150,7 +150,9 @@ VALUES_ONLY = {"inverse_method", "det_method", "slogdet_top", "cholesky_legacy",
                "tensordot_int", "baddbmm", "diff", "linalg_cross"}
 
 
-@pytest.mark.parametrize("name, fn, xs", [pytest.param(n, f, xs, id=n) for n, f, xs in CASES])
+@pytest.mark.parametrize("name, fn, xs", [
+    pytest.param(n, f, xs, id=n, marks=variant_marks(n, [c[0] for c in CASES]))
+    for n, f, xs in CASES])
 def test_against_torch(name, fn, xs):
     check(fn, *xs, compiled=False, grad=name not in VALUES_ONLY, grad_tol=(1e-8, 1e-8))
 

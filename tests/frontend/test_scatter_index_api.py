@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from torch_reference import arr, check, gcomp_tensor, torch_tensor
+from torch_reference import arr, check, gcomp_tensor, torch_tensor, variant_marks
 
 import gcomp
 
@@ -188,7 +188,9 @@ VALUES_ONLY = {"tile_more", "hstack_1d", "vstack", "row_stack", "dstack", "colum
                "hstack", "meshgrid_ij", "select"}
 
 
-@pytest.mark.parametrize("name, fn, xs", [pytest.param(n, f, xs, id=n) for n, f, xs in CASES])
+@pytest.mark.parametrize("name, fn, xs", [
+    pytest.param(n, f, xs, id=n, marks=variant_marks(n, [c[0] for c in CASES]))
+    for n, f, xs in CASES])
 def test_against_torch(name, fn, xs):
     check(fn, *xs, compiled=False, grad=name not in VALUES_ONLY)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch_reference import arr, check, gcomp_tensor, torch_tensor
+from torch_reference import arr, check, gcomp_tensor, torch_tensor, variant_marks
 
 import gcomp
 
@@ -105,7 +105,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c[0]) for c in CASES])
+@pytest.mark.parametrize("case", [
+    pytest.param(c, id=c[0], marks=variant_marks(c[0], [d[0] for d in CASES])) for c in CASES])
 def test_against_torch(case):
     _, fn, *arrays = case
     check(fn, *arrays, compiled=False)

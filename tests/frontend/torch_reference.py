@@ -206,3 +206,10 @@ def check_or_error(fn, *arrays, **kwargs):
             fn(gcomp, *[gcomp_tensor(a) for a in arrays])
     else:
         check(fn, *arrays, **kwargs)
+
+
+def variant_marks(name: str, names) -> list:
+    """``[pytest.mark.slow]`` for a table case that is a variant of another (``cumprod_zeros``
+    of ``cumprod``): ``make test`` runs each function's base case, ``make test-all`` them all."""
+    base = [m for m in names if m != name and name.startswith(m + "_")]
+    return [pytest.mark.slow] if base else []

@@ -65,6 +65,7 @@ EXACT = [CASES[1], ("NAdam", dict(weight_decay=0.1, momentum_decay=0.01), False)
          CASES[7], ("Adafactor", dict(d=1.5, weight_decay=0.1), False)]
 
 
+@pytest.mark.slow  # test_matches_torch covers every optimizer in float32
 @pytest.mark.parametrize("name,kw,split", EXACT, ids=_ids(EXACT))
 def test_same_arithmetic_in_float64(name, kw, split, monkeypatch):
     """float64 with lr = 2**-6 (the lr tensor is float32): only rounding differs from torch."""
@@ -228,10 +229,12 @@ def _lbfgs(lib, opt_cls, kw, steps, dtype=np.float64):
     return out, opt
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(history_size=3, max_iter=5),
+@pytest.mark.parametrize("kw", [dict(), pytest.param(dict(history_size=3, max_iter=5),
+                                                    marks=pytest.mark.slow),
                                 dict(line_search_fn="strong_wolfe"),
-                                dict(lr=0.5, history_size=2, max_iter=7,
-                                     line_search_fn="strong_wolfe")],
+                                pytest.param(dict(lr=0.5, history_size=2, max_iter=7,
+                                                  line_search_fn="strong_wolfe"),
+                                             marks=pytest.mark.slow)],
                          ids=["default", "history3", "wolfe", "wolfe-history2"])
 def test_lbfgs_matches_torch(kw):
     """float64: every iteration, line-search decision and stopping test as torch's. (In
@@ -453,7 +456,8 @@ def _bn_models():
     return gm, tm
 
 
-@pytest.mark.parametrize("kind", ["swa", "ema", "ema_multi", "swa_multi", "buffers"])
+@pytest.mark.parametrize("kind", ["swa", "ema", pytest.param("ema_multi", marks=pytest.mark.slow),
+                                  pytest.param("swa_multi", marks=pytest.mark.slow), "buffers"])
 def test_averaged_model_and_update_bn_match_torch(kind):
     rng = np.random.default_rng(2)
     gm, tm = _bn_models()

@@ -1,4 +1,16 @@
 """torch.autograd's names: grad, backward, Function, and the grad-mode switches."""
 
-from .frontend.autograd import (Function, FunctionCtx, backward, enable_grad, grad, no_grad,  # noqa: F401
-                                set_grad_enabled)
+import sys as _sys  # noqa: E402
+
+from . import autograd_functional as functional  # noqa: E402
+from .frontend.autograd import (  # noqa: F401
+                                Function,
+                                FunctionCtx,
+                                backward,
+                                enable_grad,
+                                grad,
+                                no_grad,
+                                set_grad_enabled,
+)
+
+_sys.modules[__name__ + ".functional"] = functional  # from torch.autograd.functional import ...

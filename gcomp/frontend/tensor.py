@@ -311,7 +311,6 @@ class Tensor(TensorBase):
         self._fresh()
         if self.is_traced and self.requires_grad:
             from ..core.prims import stop_gradient
-
             from .autograd import no_grad
 
             with no_grad():

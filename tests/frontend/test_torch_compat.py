@@ -454,7 +454,8 @@ def test_torch_compile_arguments_module_compile_and_reset():
     np.testing.assert_allclose(m.weight.grad.numpy(), ref.weight.grad.numpy(), rtol=1e-6)
     m(x)
     assert m._compiled_call.cache_info().hits == 1
-    importlib.import_module("gcomp._dynamo").reset()  # torch._dynamo.reset(): every compiled function forgets its code
+    # torch._dynamo.reset(): every compiled function forgets its code
+    importlib.import_module("gcomp._dynamo").reset()
     assert m._compiled_call.cache_info().size == 0 and f.cache_info().size == 0
     assert not gcomp.compiler.is_compiling()
     assert gcomp.compile(lambda a: a + gcomp.compiler.is_compiling())(gcomp.zeros(1)).item() == 1
@@ -476,3 +477,31 @@ def test_data_parallel_and_determinism_flags():
         assert gcomp.are_deterministic_algorithms_enabled()
     finally:
         gcomp.use_deterministic_algorithms(False)
+
+
+def test_autograd_functional_matches_torch():
+    from gcomp.autograd.functional import hessian, hvp, jacobian, jvp, vjp
+
+    x, v = np.random.default_rng(8).standard_normal(3), np.array([1.0, -2.0, 0.5])
+
+    def f(a):
+        return (a.sin() * a.sum()).exp()
+
+    def g(a):
+        return (a ** 3).sum() * a.prod()
+
+    tf = torch.autograd.functional
+    gx, tx, gv, tv = gcomp.tensor(x), torch.tensor(x), gcomp.tensor(v), torch.tensor(v)
+    pairs = [(jacobian(f, gx), tf.jacobian(f, tx)), (hessian(g, gx), tf.hessian(g, tx)),
+             (jvp(f, gx, gv)[1], tf.jvp(f, tx, tv)[1]), (vjp(f, gx, gv)[1], tf.vjp(f, tx, tv)[1]),
+             (hvp(g, gx, gv)[1], tf.hvp(g, tx, tv)[1])]
+    two = jacobian(lambda a, b: (a * b, a + b), (gx, gv))
+    two_t = tf.jacobian(lambda a, b: (a * b, a + b), (tx, tv))
+    pairs += [(two[i][j], two_t[i][j]) for i in range(2) for j in range(2)]
+    for ours, ref in pairs:
+        np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-12, atol=1e-12)
+    assert tuple(jacobian(lambda a: a.sum(), gx).shape) == (3,)
+    with pytest.raises(gcomp.GcompError, match="strict=True"):
+        jacobian(lambda a, b: a * 2, (gx, gv), strict=True)
+    with pytest.raises(gcomp.GcompError, match="single element"):
+        hessian(lambda a: a * 2, gx)

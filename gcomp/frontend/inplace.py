@@ -4,6 +4,7 @@ and aliasing] in core/tensor.py and Note [Functionalization] in frontend/tracing
 from __future__ import annotations
 
 from ..core.dispatch import Mode, TraceInterpreter, user_error
+from ..ir import types as T
 from ..ir.errors import GcompError
 from .tensor import Tensor
 
@@ -91,3 +92,13 @@ def copy_(t, src):
     from .ops import as_tensor
 
     return assign(t, as_tensor(src))
+
+
+def check_result_type(result, target, prefix: str = "", hint: str = "") -> None:
+    """A result written into ``target`` (an in-place op, ``out=``) must fit its dtype without a
+    change of kind, as in torch: a float into an integer tensor, or anything but a bool into a
+    bool tensor, is an error rather than a cast."""
+    src, dst = result.dtype, target.dtype
+    if (src.is_floating_point and not dst.is_floating_point) or (dst == T.bool_ and src != dst):
+        raise user_error(GcompError, f"{prefix}result type {src.name} can't be cast to the "
+                         f"desired output type {dst.name}{hint}")

@@ -164,11 +164,10 @@ def _normal_(self, mean=0.0, std=1.0, *, generator=None):
 def _update(self, new):
     """Write an in-place op's result into self. As in torch, a result that self's dtype can't
     hold (a float into an integer tensor, a number into a bool tensor) is an error, not a cast."""
-    src, dst = new.dtype, self.dtype
-    if (src.is_floating_point and not dst.is_floating_point) or (dst == T.bool_ and src != dst):
-        raise user_error(GcompError, f"result type {src.name} can't be cast to the desired output "
-                         f"type {dst.name} of an in-place op; use the out-of-place op (x = x + y) "
-                         "or convert the tensor first (x = x.float())")
+    from .inplace import check_result_type
+
+    check_result_type(new, self, "", " of an in-place op; use the out-of-place op (x = x + y) "
+                      "or convert the tensor first (x = x.float())")
     return assign(self, new)
 
 

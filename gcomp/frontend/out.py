@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 
 from ..core.dispatch import Mode, user_error
-from ..ir import types as T
 from ..ir.errors import GcompError
 from .tensor import Tensor
 
@@ -37,14 +36,11 @@ def write(name: str, result, out):
         raise user_error(GcompError, f"{name}(): functions with out=... arguments don't support "
                          "automatic differentiation; call it without out= (y = gcomp."
                          f"{name}(...)) or under gcomp.no_grad()")
-    src, dst = result.dtype, out.dtype
-    if (src.is_floating_point and not dst.is_floating_point) or (dst == T.bool_ and src != dst):
-        raise user_error(GcompError, f"{name}(): result type {src.name} can't be cast to the "
-                         f"desired output type {dst.name}")
-    from .inplace import assign
+    from .inplace import assign, check_result_type
     from .ops import cast
 
-    value = result if src == dst else cast(result, dst)
+    check_result_type(result, out, f"{name}(): ")
+    value = result if result.dtype == out.dtype else cast(result, out.dtype)
     if tuple(out.shape) != tuple(result.shape):
         out.data = value  # torch resizes out (Tensor.data rebinds the storage)
     else:
@@ -65,7 +61,7 @@ def with_out(fn):
 
 
 _MODULES = ("gcomp.frontend.ops", "gcomp.frontend.shape_ops", "gcomp.frontend.einsum",
-            "gcomp.frontend.sorting", "gcomp.frontend.linalg_ops")
+            "gcomp.frontend.sorting", "gcomp.frontend.random_ops")
 _NOT = {"tensor", "as_tensor", "from_numpy", "is_tensor", "allclose", "equal", "is_floating_point",
         "is_complex", "is_nonzero", "broadcast_shapes", "result_type", "promote_types",
         "can_cast", "numel"}

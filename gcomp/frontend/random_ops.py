@@ -2,7 +2,8 @@
 in-place samplers (``random_``, ``exponential_``, ``geometric_``, ``log_normal_``, ``cauchy_``,
 ``bernoulli_``).
 
-Every draw goes through gcomp's generator (``creation._uniform_bits``), so inside gcomp.compile
+``out=`` comes from the torch namespace's wrapper (frontend/out.py). Every draw goes through
+gcomp's generator (``creation._uniform_bits``), so inside gcomp.compile
 the key is state like a parameter and a compiled step draws what the eager step would. As in
 torch, samples are not differentiated through: ``normal(mean, std)`` gives no gradient to mean
 or std (use ``mean + std * randn_like(std)`` for a reparameterized draw).
@@ -30,7 +31,7 @@ def _check_generator(generator):
 
 
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None,
-           requires_grad=False, out=None) -> Tensor:
+           requires_grad=False) -> Tensor:
     """torch.normal: ``normal(mean, std)`` with either a tensor (the result has the broadcast
     shape), or ``normal(mean: float, std: float, size)``."""
     _check_generator(generator)
@@ -61,17 +62,11 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
         m = mean.detach() if isinstance(mean, Tensor) else mean
         s = std.detach() if isinstance(std, Tensor) else std
         result = ops.add(ops.mul(z, s), m)
-    if device is not None:
-        result = result.to(device)
-    if requires_grad:
-        result.requires_grad_(True)
-    if out is not None:
-        return assign(out, result)
-    return result
+    return creation._finish(creation._on(result, device), requires_grad)
 
 
-def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, generator=None,
-                out=None) -> Tensor:
+def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
+                generator=None) -> Tensor:
     """Indices drawn from the rows of ``input`` (non-negative weights, 1-d or 2-d), int64.
 
     With replacement, each sample is one inverse-CDF lookup of a uniform number; without, the
@@ -115,8 +110,6 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
             result = picks[0] if len(picks) == 1 else _cat(picks)
         if input.ndim == 1:
             result = result.reshape(num_samples)
-    if out is not None:
-        return assign(out, result)
     return result
 
 
@@ -139,8 +132,7 @@ def _inverse_cdf(rows: Tensor, k: int, generator) -> Tensor:
     return ops.minimum(idx, n - 1)  # u within rounding of the total
 
 
-def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=False,
-             out=None) -> Tensor:
+def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """A random permutation of 0..n-1 (int64): the order that sorts n random 32-bit keys."""
     from .sorting import argsort
 
@@ -155,13 +147,7 @@ def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=F
         result = argsort(keys, stable=True)
         if dtype is not None:
             result = ops.cast(result, dtype)
-    if device is not None:
-        result = result.to(device)
-    if requires_grad:
-        result.requires_grad_(True)
-    if out is not None:
-        return assign(out, result)
-    return result
+    return creation._finish(creation._on(result, device), requires_grad)
 
 
 # -- in-place samplers ------------------------------------------------------------------------

@@ -284,6 +284,10 @@ def test_out_writes_like_torch():
         gcomp.add(gcomp.ones(2), 1.5, out=gcomp.empty(2, dtype=gcomp.int64))
     with pytest.raises(gcomp.GcompError, match="automatic differentiation"):
         gcomp.mul(gcomp.ones(2, requires_grad=True), 2, out=gcomp.empty(2))
+    perm = gcomp.empty(4, dtype=gcomp.int64)  # the samplers take out= from the same wrapper
+    assert gcomp.randperm(4, out=perm) is perm and sorted(perm.tolist()) == [0, 1, 2, 3]
+    with pytest.raises(gcomp.GcompError, match="randperm.*can't be cast"):
+        gcomp.randperm(4, out=gcomp.empty(4, dtype=gcomp.bool))
 
 
 class _nothing:

@@ -4,12 +4,16 @@
 
 Prints medians of ``repeat`` timings of ``number`` calls each, in microseconds per call, and the
 ratios the project tracks: gcomp eager add / jax eager add (target <= 1.5) and gcomp compiled call
-/ jax.jit call of the same function (target <= 1.3).
+/ jax.jit call of the same function (target <= 1.3). Also ``x * number`` eagerly with the same
+Python number every call and with a new one every call (a decaying learning rate): the second
+must not compile per value (Note [Scalars in eager code] in gcomp/frontend/ops.py), so the two
+should cost about the same.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import timeit
@@ -44,8 +48,12 @@ def main(argv=None):
 
     gf = gcomp.compile(f)
     jf = jax.jit(f)
+    fresh = (0.1 + i * 1e-6 for i in itertools.count())  # a new number every call
+    fresh_t = (0.1 + i * 1e-6 for i in itertools.count())
     rows = {
         "gcomp eager add": lambda: ga + gb,
+        "gcomp eager x*0.5": lambda: ga * 0.5,
+        "gcomp eager x*new num": lambda: ga * next(fresh),
         "jax eager jnp.add": lambda: jnp.add(ja, jb),
         "jax jitted add": lambda: jit_add(ja, jb),
         "gcomp compiled x*y+x": lambda: gf(ga, gb),
@@ -56,6 +64,7 @@ def main(argv=None):
 
         ta, tb = torch.from_numpy(a_np), torch.from_numpy(a_np.copy())
         rows["torch eager add"] = lambda: ta + tb
+        rows["torch eager x*new num"] = lambda: ta * next(fresh_t)
     except ImportError:
         pass
     results = {name: per_call_us(fn, args.number, args.repeat) for name, fn in rows.items()}
@@ -67,6 +76,9 @@ def main(argv=None):
     print()
     print(f"gcomp eager add / jax eager add      = {eager_ratio:.2f}  (target <= 1.5)")
     print(f"gcomp compiled call / jax.jit call   = {call_ratio:.2f}  (target <= 1.3)")
+    scalar_ratio = results["gcomp eager x*new num"][0] / results["gcomp eager x*0.5"][0]
+    print(f"gcomp x*new number / x*same number   = {scalar_ratio:.2f}  (no compile per value: "
+          "about 1)")
     if "torch eager add" in results:
         print(f"gcomp eager add / torch eager add    = "
               f"{results['gcomp eager add'][0] / results['torch eager add'][0]:.2f}")
@@ -74,7 +86,8 @@ def main(argv=None):
         with open(args.json, "w") as fh:
             json.dump({"us_per_call": {k: {"median": v[0], "min": v[1], "max": v[2]}
                                        for k, v in results.items()},
-                       "eager_add_vs_jax": eager_ratio, "compiled_call_vs_jit": call_ratio}, fh,
+                       "eager_add_vs_jax": eager_ratio, "compiled_call_vs_jit": call_ratio,
+                       "new_number_vs_same_number": scalar_ratio}, fh,
                       indent=2)
 
 

@@ -8,6 +8,9 @@
     each jitted alone with every ``algorithm`` (xla, im2col, kn2row): the median ms of each, the
     cost model's estimates and its choice (passes/conv_choice.py, Note [Choosing a convolution
     algorithm]); a `!` marks a convolution where the choice is over 10% slower than the fastest.
+(c) Max pooling's gradient (select_and_scatter_add): gcomp's lowering (tiled windows as a
+    reshape, overlapping ones unrolled by window offset) against XLA's select-and-scatter, on
+    the CNN's two poolings and a 3x3/2 one (Note [Max pooling's gradient as a reshape]).
 (b) The whole CNN training step (32x3x32x32, Adam): gcomp compiled with the conv_choice pass
     set to each algorithm and to auto, against the hand-written JAX step (jax_steps.py) and torch
     eager at 1 and 2 threads. Target: compiled (auto) faster than torch eager.
@@ -35,6 +38,7 @@ import gcomp
 from gcomp.ir import parse
 from gcomp.ir.ops.conv import ALGORITHMS
 from gcomp.lowering import rule_for
+from gcomp.lowering import window as W
 from gcomp.passes.conv_choice import choose, estimate
 from gcomp.passes.manager import DEFAULT_PIPELINE
 
@@ -84,6 +88,40 @@ def time_fn(fn, args, reps, n):
         jax.block_until_ready(r)
         ts.append((time.perf_counter() - t0) / n * 1e3)
     return statistics.median(ts)
+
+
+POOLS = [  # (name, operand shape, window, stride, padding), spatial dims only
+    ("cnn pool 1, 2x2/2", (32, 6, 28, 28), (2, 2), (2, 2), (0, 0)),
+    ("cnn pool 2, 2x2/2", (32, 16, 10, 10), (2, 2), (2, 2), (0, 0)),
+    ("3x3/2 pad 1", (16, 32, 28, 28), (3, 3), (2, 2), (1, 1)),
+]
+
+
+def pool_gradients(reps, n):
+    """ms (median) of each select_and_scatter_add lowering, timed in turns."""
+    rng = np.random.default_rng(0)
+    out = []
+    for name, xs, win, st, pad in POOLS:
+        window, stride = (1, 1, *win), (1, 1, *st)
+        padding = ((0, 0), (0, 0), *((p, p) for p in pad))
+        x = jnp.asarray(rng.standard_normal(xs).astype(np.float32))
+        y = jax.lax.reduce_window(x, -np.inf, jax.lax.max, window, stride, padding)
+        g = jnp.asarray(rng.standard_normal(y.shape).astype(np.float32))
+        ours = (functools.partial(W.tiled_select_and_scatter_add, window=window, padding=padding)
+                if win == st else
+                functools.partial(W.unrolled_select_and_scatter_add, window=window,
+                                  stride=stride, padding=padding))
+        fns = {"gcomp": jax.jit(ours),
+               "xla": jax.jit(functools.partial(W.xla_select_and_scatter_add, window=window,
+                                                stride=stride, padding=padding))}
+        np.testing.assert_allclose(fns["gcomp"](g, x), fns["xla"](g, x), rtol=1e-6, atol=1e-6)
+        ts = {k: [] for k in fns}
+        for _ in range(reps):
+            for k, fn in fns.items():
+                ts[k].append(time_fn(fn, (g, x), 1, n))
+        out.append({"name": name, "x": list(xs),
+                    "ms": {k: statistics.median(v) for k, v in ts.items()}})
+    return out
 
 
 def per_convolution(rows, reps, n):
@@ -164,6 +202,13 @@ def main(argv=None):
               + " ".join(f"{r['model_ms'][a]:7.3f}" for a in ALGORITHMS)
               + f"  {r['model']}{bad}")
 
+    pools = pool_gradients(args.repeat, 2 * args.steps)
+    print("\n(c) max pooling's gradient, ms (median, in turns)")
+    print(f"{'pooling':<20} {'x':<18} {'gcomp':>7} {'xla':>7}  xla/gcomp")
+    for r in pools:
+        print(f"{r['name']:<20} {str(tuple(r['x'])):<18} {r['ms']['gcomp']:7.3f} "
+              f"{r['ms']['xla']:7.3f}  {r['ms']['xla'] / r['ms']['gcomp']:9.2f}")
+
     print("measuring the CNN training step ...", file=sys.stderr, flush=True)
     res = whole_step(w, args)
     print(f"\n(b) CNN training step ({w.what}), ms/step")
@@ -184,7 +229,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"versions": versions(), "load": load_note(cores()), "convolutions": convs,
-                       "cnn_step_ms": res}, f, indent=2)
+                       "pool_gradients": pools, "cnn_step_ms": res}, f, indent=2)
 
 
 def _close(ms: dict, chosen: str) -> bool:

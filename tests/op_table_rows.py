@@ -160,12 +160,20 @@ def torch_window_sum_dilated(x):
     return F.conv1d(xd[:, None], torch.ones(1, 1, 3, dtype=x.dtype), stride=2, dilation=2)[:, 0]
 
 
-def torch_max_pool_grad(source, operand):
-    """The input gradient of max_pool2d(kernel 3, stride 2, padding 1), differentiable in source."""
+def torch_max_pool_grad(source, operand, kernel=3, stride=2, padding=1):
+    """The input gradient of max_pool2d (by default kernel 3, stride 2, padding 1),
+    differentiable in source."""
     x = operand.detach().requires_grad_()
     with torch.enable_grad():
-        y = F.max_pool2d(x, 3, 2, 1)
+        y = F.max_pool2d(x, kernel, stride, padding)
         return torch.autograd.grad(y, x, source, create_graph=True)[0]
+
+
+def tiled_pool(kernel, padding):
+    """Attributes of a max_pool2d whose windows tile the image (stride == kernel), which lowers
+    as a reshape (Note [Max pooling's gradient as a reshape])."""
+    return {"window": (1, 1, kernel, kernel), "stride": (1, 1, kernel, kernel),
+            "padding": ((0, 0),) * 2 + ((padding, padding),) * 2}
 
 
 def transposed_weight(w, groups):
@@ -531,6 +539,16 @@ ROWS: list[Row] = [
       torch_fn=torch_max_pool_grad),
     R("select_and_scatter_add", uniform((2, 3, 4, 4)), small_floats((2, 3, 7, 8)),
       id="select_and_scatter_add_ties", attrs=POOL2D, torch_fn=torch_max_pool_grad, fd=False),
+    # tiling windows: 2x2/2 over 7x9 (floor mode leaves a row and a column out), 3x3/3 padded
+    R("select_and_scatter_add", uniform((2, 3, 3, 4)), uniform((2, 3, 7, 9)),
+      id="select_and_scatter_add_tiled", attrs=tiled_pool(2, 0),
+      torch_fn=lambda s, x: torch_max_pool_grad(s, x, 2, 2, 0)),
+    R("select_and_scatter_add", uniform((2, 3, 3, 4)), small_floats((2, 3, 7, 9)),
+      id="select_and_scatter_add_tiled_ties", attrs=tiled_pool(2, 0),
+      torch_fn=lambda s, x: torch_max_pool_grad(s, x, 2, 2, 0), fd=False),
+    R("select_and_scatter_add", uniform((2, 3, 3, 3)), uniform((2, 3, 8, 8)),
+      id="select_and_scatter_add_tiled_padded", attrs=tiled_pool(3, 1),
+      torch_fn=lambda s, x: torch_max_pool_grad(s, x, 3, 3, 1)),
     # -- fused ops: attention (lax in float64, jax.nn.dot_product_attention for the f32 copies) --
     R("scaled_dot_product_attention", uniform((2, 3, 4)), uniform((2, 5, 4)), uniform((2, 5, 4)),
       id="attention", attrs={"scale": 0.5}, torch_fn=torch_attention(0.5)),

@@ -32,8 +32,9 @@ def _reduce_window(cts, inputs, outputs, kind, window, stride, padding, base_dil
 
 @defvjp("select_and_scatter_add")
 def _select_and_scatter_add(cts, inputs, outputs, window, stride, padding):
-    """Linear in ``source``: each window takes the cotangent at its operand's maximum, the first
-    one on ties as XLA's select does (jax's _select_and_gather_add). Zero for ``operand``."""
+    """Linear in ``source``: each window takes the cotangent at the element its lowering picks
+    (the first maximum, or the last NaN: Note [Max pooling's gradient as a reshape] in
+    lowering/window.py). Zero for ``operand``."""
     (g,), (source, operand) = cts, inputs
     nd = len(window)
     low, high = tuple(lo for lo, _ in padding), tuple(hi for _, hi in padding)
@@ -48,7 +49,7 @@ def _select_and_scatter_add(cts, inputs, outputs, window, stride, padding):
         if best is None:
             best, picked = x, ct
             continue
-        later_wins = P.gt(x, best)
+        later_wins = P.logical_or(P.gt(x, best), P.ne(x, x))  # torch's rule: a NaN wins
         best = P.select(later_wins, x, best)
         picked = P.select(later_wins, ct, picked)
     return [picked, None]

@@ -120,6 +120,26 @@ def test_max_pool_return_indices_and_ties(cls, kwargs, shape):
         np.testing.assert_array_equal(npy(c_idx), t_idx.numpy())
 
 
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1)])
+def test_max_pool_gradient_with_nan(kwargs):
+    """A NaN is its window's maximum and takes its gradient, as in torch, in the tiled (2x2/2)
+    lowering and in XLA's select-and-scatter alike; the other windows are unaffected."""
+    x = randn(2, 3, 6, 6)
+    x[0, 0, 0, 1] = x[1, 2, 3, 3] = x[1, 1, 4, 4] = np.nan
+    x[1, 1, 4, 5] = np.nan  # two NaNs in a window: the first takes it
+    tx, gx = torch.tensor(x, requires_grad=True), gcomp.tensor(x, requires_grad=True)
+    t_out, g_out = F_max_pool(torch, tx, kwargs), F_max_pool(gcomp, gx, kwargs)
+    cot = randn(*t_out.shape) + 2.0
+    (t_out * torch.tensor(cot)).sum().backward()
+    (g_out * gcomp.tensor(cot)).sum().backward()
+    np.testing.assert_array_equal(np.isnan(npy(g_out)), np.isnan(t_out.detach().numpy()))
+    close(gx.grad, tx.grad)
+
+
+def F_max_pool(lib, x, kwargs):
+    return lib.nn.functional.max_pool2d(x, **kwargs)
+
+
 @pytest.mark.parametrize("fn,args,kwargs", [
     ("conv2d", [(2, 4, 7, 6), (3, 4, 3, 3), (3,)], dict(padding=1)),
     ("conv2d", [(2, 4, 7, 6), (6, 2, 3, 3)], dict(padding="same", groups=2, dilation=2)),

@@ -252,7 +252,7 @@ def test_cond_runs_one_branch_eagerly_and_both_compile_to_one_node():
         out = gcomp.cond(pred, yes, no, x, y) if lib is gcomp else (yes if pred else no)(x, y)
         return (out[0] * out[0]).sum() + out[1].sum()
 
-    x = RNG.standard_normal((2, 3))
+    x = np.abs(RNG.standard_normal((2, 3)))  # x.sum() > 0: the first pass takes "yes"
     y = RNG.standard_normal(4)
     compiled = gcomp.compile(lambda x, y: gcomp.autograd.grad(f(gcomp, w, x, y), [w, x, y]))
     for sign in (1.0, -1.0):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from ..core import prims as P
+from ..core.autograd import needs_input_grad
 from . import defvjp
 
 
@@ -79,14 +80,16 @@ def _sub(cts, inputs, outputs):
 @defvjp("mul")
 def _mul(cts, inputs, outputs):
     (g,), (x, y) = cts, inputs
-    return [P.mul(g, y), P.mul(g, x)]
+    # a side that needs no gradient (x * 2) is not computed, so its partner is not read
+    return [P.mul(g, y) if needs_input_grad(0) else None,
+            P.mul(g, x) if needs_input_grad(1) else None]
 
 
 @defvjp("div")
 def _div(cts, inputs, outputs):
-    (g,), (x, y), (out,) = cts, inputs, outputs
+    (g,), (_, y), (out,) = cts, inputs, outputs
     gx = P.div(g, y)
-    return [gx, P.neg(P.mul(gx, out))]
+    return [gx, P.neg(P.mul(gx, out)) if needs_input_grad(1) else None]
 
 
 @defvjp("pow")
@@ -95,10 +98,13 @@ def _pow(cts, inputs, outputs):
     and y >= 0)."""
     (g,), (x, y), (out,) = cts, inputs, outputs
     zero = _c(x, 0.0)
-    gx = P.mul(g, P.mul(y, P.pow(x, P.sub(y, _c(y, 1.0)))))
-    gx = P.select(P.eq(y, zero), zero, gx)
-    gy = P.mul(g, P.mul(out, P.log(x)))
-    gy = P.select(P.logical_and(P.eq(x, zero), P.ge(y, zero)), zero, gy)
+    gx = gy = None
+    if needs_input_grad(0):
+        gx = P.mul(g, P.mul(y, P.pow(x, P.sub(y, _c(y, 1.0)))))
+        gx = P.select(P.eq(y, zero), zero, gx)
+    if needs_input_grad(1):
+        gy = P.mul(g, P.mul(out, P.log(x)))
+        gy = P.select(P.logical_and(P.eq(x, zero), P.ge(y, zero)), zero, gy)
     return [gx, gy]
 
 

@@ -11,15 +11,34 @@ from __future__ import annotations
 from ..ir.errors import GcompError
 from . import dispatch
 
+# Note [Freeing the graph]
+# ~~~~~~~~~~~~~~~~~~~~~~~~
+# As in torch, a backward() or autograd.grad() without retain_graph (which defaults to
+# create_graph) frees what each node it ran saved: the snapshots of its inputs and outputs
+# become stand-ins of the same types holding dispatch.FREED, and a custom node's ``release``
+# drops what its VJP closes over (an autograd.Function's ctx.saved_tensors, a compiled call's
+# residuals). So the activations of a step are released as soon as its backward is done, even
+# while the loss is still referenced, and a second backward through a node that needs a
+# saved value raises torch's "backward through the graph a second time" error. That happens
+# when a rule reads a freed value (the dispatcher refuses FREED data), so nodes that save
+# nothing (add, sum, reshape: their VJPs read only types) can be walked again, as in torch,
+# and those that read a saved value (x * x, relu, exp) raise, as in torch. A VJP rule computes
+# only the cotangents the walk needs (needs_input_grad), so it reads only what torch would
+# have saved for them. Constants made from Python numbers (``Tensor._number``) are never
+# freed: the composites build them (mean divides by a count), where torch saves a size. So
+# ``(x * 2).sum()``, which torch refuses to backward twice, can be here.
+
 
 class TapeNode:
     """One recorded op: snapshots of its inputs and outputs (Note [Tape snapshots])."""
 
     __slots__ = ("op", "attrs", "inputs", "outputs", "input_keys", "output_keys", "custom",
-                 "__weakref__")
+                 "release", "__weakref__")
 
-    def __init__(self, op, attrs, inputs, outputs, input_keys, output_keys, custom=None):
+    def __init__(self, op, attrs, inputs, outputs, input_keys, output_keys, custom=None,
+                 release=None):
         self.custom = custom  # a VJP callable of its own (autograd.Function, compiled calls)
+        self.release = release  # frees what ``custom`` saved (Note [Freeing the graph])
         self.op = op
         self.attrs = attrs
         self.inputs = inputs
@@ -29,6 +48,20 @@ class TapeNode:
 
     def __repr__(self):
         return f"<TapeNode {self.op}>"
+
+    def free(self) -> None:
+        """Drop what the node saved for its VJP (Note [Freeing the graph]): its snapshots become
+        stand-ins of the same types whose data raises when an op reads it."""
+        self.inputs = [_freed(s) for s in self.inputs]
+        self.outputs = [_freed(s) for s in self.outputs]
+        if self.release is not None:
+            self.release()
+
+
+def _freed(s):
+    if s is None or s._number or s._storage.data.__class__ is dispatch.Freed:
+        return s
+    return s._snapshot(data=dispatch.FREED)
 
 
 def record(op, attrs, inputs, outs) -> None:
@@ -76,7 +109,8 @@ def needs_input_grad(i: int) -> bool:
     return needs is None or needs[i] is not None
 
 
-def backprop(seeds, targets=None, producer=_producer, accumulate=None, retain=(), hooks=None):
+def backprop(seeds, targets=None, producer=_producer, accumulate=None, retain=(), hooks=None,
+             free=False):
     """Reverse-mode accumulation from ``seeds`` ({key: cotangent}) back through the nodes.
 
     Returns {key: cotangent} for each key in ``targets`` (every leaf reached when None, plus the
@@ -84,7 +118,8 @@ def backprop(seeds, targets=None, producer=_producer, accumulate=None, retain=()
     ``accumulate`` is given it is called as accumulate(key, cotangent) for each leaf key instead.
     ``hooks`` ({key: fn(cotangent) -> cotangent}, Tensor.register_hook) sees a key's total
     cotangent once it is complete: before the key's producer uses it, or before a leaf's is
-    returned.
+    returned. ``free``: release what each node that ran saved (a backward without retain_graph,
+    Note [Freeing the graph]).
     """
     hooks = hooks or {}
     from ..autodiff import vjp_rule
@@ -142,6 +177,8 @@ def backprop(seeds, targets=None, producer=_producer, accumulate=None, retain=()
             in_cts = rule(out_cts, node.inputs, node.outputs, **node.attrs)
         finally:
             _NEEDS[0] = outer
+        if free:
+            node.free()
         for k, ct, x in zip(node.input_keys, in_cts, node.inputs):
             if k is None or ct is None:
                 continue

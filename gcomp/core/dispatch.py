@@ -82,6 +82,24 @@ def user_error(cls, message: str):
 # ---------------------------------------------------------------------------------------------
 # Interpreters
 
+class Freed:
+    """The data of a tape snapshot whose graph was backpropagated without retain_graph (Note
+    [Freeing the graph] in core/autograd.py): reading it is torch's "backward through the graph a
+    second time" error."""
+
+    __slots__ = ()
+
+
+FREED = Freed()
+FREED_MESSAGE = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after "
+    "they have already been freed). Saved intermediate values of the graph are freed when you "
+    "call .backward() or autograd.grad(). Specify retain_graph=True if you need to backward "
+    "through the graph a second time or if you need to access saved tensors after calling "
+    "backward.")
+_NOT_ARRAYS = frozenset({Value, Freed})
+
+
 class EagerInterpreter:
     """Runs each op now with its jitted lowering rule."""
 
@@ -89,9 +107,12 @@ class EagerInterpreter:
         arrays = []
         for t in inputs:
             d = t._storage.data
-            if type(d) is Value:
-                raise user_error(GcompError, f"{op}: a traced tensor from a gcomp.compile trace was "
-                                 "used outside it; return it from the compiled function instead")
+            if d.__class__ in _NOT_ARRAYS:
+                if d.__class__ is Freed:
+                    raise user_error(GcompError, FREED_MESSAGE)
+                raise user_error(GcompError, f"{op}: a traced tensor from a gcomp.compile trace "
+                                 "was used outside it; return it from the compiled function "
+                                 "instead")
             arrays.append(d)
         in_types = tuple(t._type for t in inputs)
         out_types = cache.types.get(in_types)

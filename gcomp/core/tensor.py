@@ -46,6 +46,7 @@ class TensorBase:
     _view_nograd = False  # a .data/.detach() alias of a view: writes through without autograd
     _name = None  # a state path, set by modules and optimizers
     _retains_grad = False
+    _number = False  # eager: a constant made from a Python number (Note [Freeing the graph])
 
     def __init__(self, storage: Storage = None, type: TensorType = None,
                  requires_grad: bool = False, *sizes, device=None):
@@ -83,6 +84,8 @@ class TensorBase:
             self if self._grad_fn is None and self.requires_grad else None)
         if leaf is not None:
             s._leaf = leaf
+        if self._number:
+            s._number = True
         return s
 
     def _edge(self):

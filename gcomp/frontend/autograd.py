@@ -6,6 +6,7 @@ import functools
 import weakref
 
 from ..core import autograd as core_ag
+from ..core import dispatch
 from ..core.dispatch import Mode, TraceInterpreter, bind_many, user_error
 from ..core.tensor import Storage
 from ..ir.errors import GcompError
@@ -118,8 +119,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         for t in list(_RETAINED.values()):
             if t._grad_fn is not None:
                 retained.setdefault(t._edge(), []).append(t)
+    free = not (create_graph if retain_graph is None else retain_graph)
     with _GradMode(bool(create_graph)):
-        result = core_ag.backprop(seeds, targets, retain=retained, hooks=_hooks())
+        result = core_ag.backprop(seeds, targets, retain=retained, hooks=_hooks(), free=free)
         for key, g in result.items():
             leaf = key if isinstance(key, Tensor) else None
             if leaf is None:
@@ -269,8 +271,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             key = t._edge()
             seeds[key] = seed if key not in seeds else seeds[key] + seed
     targets = [x._edge() for x in inputs]
+    free = not (create_graph if retain_graph is None else retain_graph)
     with _GradMode(bool(create_graph)):
-        result = core_ag.backprop(seeds, targets, hooks=_hooks())
+        result = core_ag.backprop(seeds, targets, hooks=_hooks(), free=free)
     out = []
     for i, (x, k) in enumerate(zip(inputs, targets)):
         g = result.get(k)
@@ -291,12 +294,22 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 class FunctionCtx:
     def __init__(self):
-        self.saved_tensors = ()
+        self._saved = ()
         self.needs_input_grad = ()
         self.materialize_grads = True
 
     def save_for_backward(self, *tensors):
-        self.saved_tensors = tuple(tensors)
+        self._saved = tuple(tensors)
+
+    @property
+    def saved_tensors(self):
+        if self._saved is None:  # freed by a backward without retain_graph
+            raise user_error(GcompError, dispatch.FREED_MESSAGE)
+        return self._saved
+
+    def _free(self):
+        """Note [Freeing the graph] in core/autograd.py."""
+        self._saved = None
 
     def mark_non_differentiable(self, *tensors):
         self._non_diff = tensors
@@ -335,7 +348,8 @@ class Function:
             return [grads[i] for i in positions]
 
         node = core_ag.TapeNode(f"{cls.__name__}", {}, [t._snapshot() for t in tensor_args], None,
-                                [t._edge() for t in tensor_args], None, custom=vjp)
+                                [t._edge() for t in tensor_args], None, custom=vjp,
+                                release=ctx._free)
         node.output_keys = [(node, i) for i in range(len(outs))]
         for i, o in enumerate(outs):
             if isinstance(o, Tensor) and o.dtype.is_floating_point:

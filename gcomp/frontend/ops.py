@@ -64,8 +64,13 @@ def full(shape, value, dtype) -> Tensor:
             seen = _SEEN[key] = set() if len(_SEEN) < 10_000 else None
         if seen is not None and value not in seen:
             if len(seen) >= _BAKED:
-                return _full_dynamic(key, value)
+                out = _full_dynamic(key, value)
+                out._number = True
+                return out
             seen.add(value)
+        out = bind("full", shape=shape, value=value, dtype=dtype)
+        out._number = True  # kept on the tape (Note [Freeing the graph] in core/autograd.py)
+        return out
     return bind("full", shape=shape, value=value, dtype=dtype)
 
 

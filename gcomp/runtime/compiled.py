@@ -928,7 +928,7 @@ def _tape_call(entry, args, kwargs, arrays, residuals, tensors, fn=None):
                        create_graph=True, allow_unused=True)
             return [g if g is not None else s.new_zeros(s.shape) for g, s in zip(got, srcs)]
     run, _, saved_inputs = entry.backward
-    saved = list(residuals) + [arrays[i] for i in saved_inputs]
+    saved = [list(residuals) + [arrays[i] for i in saved_inputs]]  # emptied when freed
 
     def vjp(cts, inputs, outputs, **_):
         if Mode.grad_enabled:
@@ -936,14 +936,21 @@ def _tape_call(entry, args, kwargs, arrays, residuals, tensors, fn=None):
                 return recompute(cts)
             raise GcompError("differentiating the gradient of a compiled function "
                              "(create_graph=True through gcomp.compile) is not supported yet")
+        if saved[0] is None:
+            from ..core.dispatch import FREED_MESSAGE
+
+            raise GcompError(FREED_MESSAGE)
         ct_arrays = [c._storage.data if c is not None else jax.numpy.zeros(o._type.shape,
                      _np_dtype(o._type.dtype)) for c, o in zip(cts, outputs)]
-        grads = run(*saved, *ct_arrays)
+        grads = run(*saved[0], *ct_arrays)
         cls = _Tensor()
         return [cls(Storage(gr), s._type) for gr, s in zip(grads, inputs)]
 
+    def release():  # Note [Freeing the graph] in core/autograd.py
+        saved[0] = None
+
     node = core_ag.TapeNode(f"compiled:{entry.graph.name}", {}, [s._snapshot() for s in srcs],
-                            None, [s._edge() for s in srcs], None, custom=vjp)
+                            None, [s._edge() for s in srcs], None, custom=vjp, release=release)
     _attach(node, [tensors[i] for i in entry.diff_outputs])
 
 

@@ -158,6 +158,119 @@ def test_retain_graph_allows_a_second_backward():
     close(x.grad, xt.grad)
 
 
+# Note [Freeing the graph]: what a second backward without retain_graph does, against torch.
+# gcomp keeps constants made from Python numbers, so x * 2 and x / 2 may be walked again
+# where torch refuses (the one documented difference: more permissive, never wrong).
+SECOND_BACKWARD = {
+    "x + 1": (lambda m, x: (x + 1).sum(), None),
+    "sum": (lambda m, x: x.sum(), None),
+    "mean": (lambda m, x: x.mean(), None),
+    "reshape": (lambda m, x: x.reshape(3, 2).sum(), None),
+    "x * x": (lambda m, x: (x * x).sum(), None),
+    "exp": (lambda m, x: x.exp().sum(), None),
+    "relu": (lambda m, x: m.relu(x).sum(), None),
+    "matmul": (lambda m, x: (x.reshape(2, 3) @ x.reshape(3, 2)).sum(), None),
+    "x * 2": (lambda m, x: (x * 2).sum(), "ok"),
+    "x / 2": (lambda m, x: (x / 2).sum(), "ok"),
+}
+
+
+@pytest.mark.parametrize("name", list(SECOND_BACKWARD))
+def test_second_backward_without_retain_graph_as_torch(name):
+    f, ours = SECOND_BACKWARD[name]
+    x, xt = pair(arr(6))
+    outcome = {}
+    for m, t in ((torch, xt), (gcomp, x)):
+        y = f(m, t)
+        y.backward()
+        try:
+            y.backward()
+            outcome[m] = "ok"
+        except RuntimeError as e:  # GcompError is a RuntimeError, as torch's error is
+            assert "backward through the graph a second time" in str(e)
+            outcome[m] = "error"
+    assert outcome[gcomp] == (ours or outcome[torch])
+    if outcome[gcomp] == outcome[torch] == "ok":
+        close(x.grad, xt.grad)  # accumulated twice
+
+
+def test_second_backward_error_names_the_line_and_leaves_grads_intact():
+    x = gcomp.tensor(arr(4), requires_grad=True)
+    y = (x.exp() * x).sum()
+    y.backward()
+    first = x.grad.numpy().copy()
+    with pytest.raises(gcomp.GcompError, match="retain_graph=True") as info:
+        y.backward()
+    assert "test_autograd.py" in str(info.value)
+    np.testing.assert_array_equal(x.grad.numpy(), first)
+    with pytest.raises(gcomp.GcompError, match="second time"):
+        gcomp.autograd.grad(y, x)
+
+
+def test_backward_frees_saved_activations():
+    """Without retain_graph the tape drops what it saved as soon as backward is done, even while
+    the loss is alive (torch's memory behaviour); with it, they stay."""
+    import gc
+    import weakref
+
+    x = gcomp.tensor(arr(100), requires_grad=True)
+    for retain in (False, True):
+        h = x.exp()
+        ref = weakref.ref(h._storage.data)
+        loss = (h * h).sum()
+        del h
+        loss.backward(retain_graph=retain)
+        gc.collect()
+        assert (ref() is not None) == retain
+        del loss
+
+
+def test_autograd_grad_frees_unless_retained_and_create_graph_retains():
+    x, xt = pair(arr(5))
+    y = (x.sin() * x).sum()
+    (g,) = gcomp.autograd.grad(y, x, retain_graph=True)
+    (g2,) = gcomp.autograd.grad(y, x)
+    close(g, g2)
+    with pytest.raises(gcomp.GcompError, match="second time"):
+        gcomp.autograd.grad(y, x)
+    # create_graph keeps the graph (retain_graph defaults to it): grad of grad, then backward
+    z = (x.sin() * x).sum()
+    (gz,) = gcomp.autograd.grad(z, x, create_graph=True)
+    gz.sum().backward()
+    zt = (xt.sin() * xt).sum()
+    (gzt,) = torch.autograd.grad(zt, xt, create_graph=True)
+    gzt.sum().backward()
+    close(x.grad, xt.grad)
+
+
+def test_second_backward_through_function_and_compiled_module():
+    class Square(gcomp.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            ctx.save_for_backward(a)
+            return a * a
+
+        @staticmethod
+        def backward(ctx, g):
+            (a,) = ctx.saved_tensors
+            return 2 * a * g
+
+    a = arr(3)
+    x = gcomp.tensor(a, requires_grad=True)
+    y = Square.apply(x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 4 * a, rtol=1e-6)
+    with pytest.raises(gcomp.GcompError, match="second time"):
+        y.backward()
+    lin = gcomp.nn.Linear(3, 2)
+    cm = gcomp.compile(lin)
+    loss = cm(x).pow(2).sum()
+    loss.backward()
+    with pytest.raises(gcomp.GcompError, match="second time"):
+        loss.backward()
+
+
 def test_backward_through_shared_subexpression():
     x, xt = pair(arr(3, 4))
     w, wt = pair(arr(4, 2))

@@ -79,10 +79,6 @@ def numel(t) -> int:
     return t.numel()
 
 
-def get_default_dtype():
-    return float32
-
-
 def promote_types(a, b):
     from .ir.types import promote_types as _p
 
@@ -102,12 +98,17 @@ def clone(t):
 
 _configure_log()
 
-from . import data, nn, optim, utils  # noqa: E402, F401
+from . import data, nn, optim, testing, utils  # noqa: E402, F401
 from .nn.modules.compiled import CompiledModule  # noqa: E402, F401
 
 # -- PyTorch's runtime names: legacy constructors, random sampling, accelerator, backends ------
 from . import accelerator, backends  # noqa: E402, F401
-from .frontend.creation import get_rng_state, initial_seed, set_rng_state  # noqa: E402, F401
+from .frontend.creation import (get_default_dtype, get_rng_state, initial_seed,  # noqa: E402, F401
+                                set_default_dtype, set_rng_state)
+from .frontend.runtime_config import (get_float32_matmul_precision,  # noqa: E402, F401
+                                      get_num_interop_threads, get_num_threads,
+                                      set_float32_matmul_precision, set_num_interop_threads,
+                                      set_num_threads)
 from .frontend.legacy import LEGACY as _LEGACY  # noqa: E402
 from .frontend.random_ops import multinomial, normal, randperm  # noqa: E402, F401
 

@@ -6,10 +6,14 @@ from . import autograd_functional as functional  # noqa: E402
 from .frontend.autograd import (  # noqa: F401
                                 Function,
                                 FunctionCtx,
+                                Variable,
                                 backward,
+                                detect_anomaly,
                                 enable_grad,
                                 grad,
+                                is_anomaly_enabled,
                                 no_grad,
+                                set_detect_anomaly,
                                 set_grad_enabled,
 )
 

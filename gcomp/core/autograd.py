@@ -33,12 +33,13 @@ class TapeNode:
     """One recorded op: snapshots of its inputs and outputs (Note [Tape snapshots])."""
 
     __slots__ = ("op", "attrs", "inputs", "outputs", "input_keys", "output_keys", "custom",
-                 "release", "__weakref__")
+                 "release", "where", "__weakref__")
 
     def __init__(self, op, attrs, inputs, outputs, input_keys, output_keys, custom=None,
                  release=None):
         self.custom = custom  # a VJP callable of its own (autograd.Function, compiled calls)
         self.release = release  # frees what ``custom`` saved (Note [Freeing the graph])
+        self.where = None  # the user's file:line that ran the op, under detect_anomaly
         self.op = op
         self.attrs = attrs
         self.inputs = inputs
@@ -47,7 +48,28 @@ class TapeNode:
         self.output_keys = output_keys
 
     def __repr__(self):
-        return f"<TapeNode {self.op}>"
+        return f"<{self.name()} object (gcomp op {self.op})>"
+
+    # -- torch's grad_fn interface: name() and next_functions, to walk the graph ----------------
+    def name(self) -> str:
+        """torch's Node.name(): ``MulBackward`` for gcomp's ``mul`` (gcomp's ops are its own
+        primitives, so names and granularity differ from torch's ATen nodes)."""
+        base = self.op.split(":", 1)[0]
+        return "".join(p[:1].upper() + p[1:] for p in base.split("_")) + "Backward"
+
+    @property
+    def next_functions(self) -> tuple:
+        """((node, output index), ...) per input, as torch's: the producer of a computed input,
+        an AccumulateGrad for a leaf that requires grad, (None, 0) for an input that needs none."""
+        out = []
+        for k in self.input_keys:
+            if k is None:
+                out.append((None, 0))
+            elif isinstance(k, tuple):
+                out.append(k)
+            else:
+                out.append((AccumulateGrad(k), 0))
+        return tuple(out)
 
     def free(self) -> None:
         """Drop what the node saved for its VJP (Note [Freeing the graph]): its snapshots become
@@ -64,6 +86,30 @@ def _freed(s):
     return s._snapshot(data=dispatch.FREED)
 
 
+class AccumulateGrad:
+    """What next_functions shows for a leaf: torch's AccumulateGrad, with the leaf as
+    ``variable``."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    def name(self) -> str:
+        return "torch::autograd::AccumulateGrad"
+
+    next_functions = ()
+
+    def __eq__(self, other):
+        return isinstance(other, AccumulateGrad) and other.variable is self.variable
+
+    def __hash__(self):
+        return id(self.variable)
+
+    def __repr__(self):
+        return "<AccumulateGrad object>"
+
+
 def record(op, attrs, inputs, outs) -> None:
     """Tape ``op`` if it is differentiable: its float outputs then require grad."""
     from ..ir.ops import OPS
@@ -76,6 +122,9 @@ def record(op, attrs, inputs, outs) -> None:
     else:
         snaps = [t._snapshot() for t in inputs]
     node = TapeNode(op, attrs, snaps, None, [t._edge() for t in inputs], None)
+    if ANOMALY[0]:
+        f = dispatch.user_frame()
+        node.where = f"{f.f_code.co_filename}:{f.f_lineno}" if f is not None else None
     node.output_keys = [(node, i) for i in range(len(outs))]
     for i, o in enumerate(outs):
         if o._type.dtype.is_floating_point:
@@ -99,6 +148,24 @@ def _producer(key):
 
 
 _NEEDS: list = [None]  # the input_keys mask of the node whose VJP is running
+ANOMALY = [False]  # torch.autograd.detect_anomaly: record lines, check cotangents for NaN
+
+
+def _check_anomaly(node, in_cts) -> None:
+    """torch's anomaly mode: a VJP that gives a NaN names the op and the line that ran it."""
+    import numpy as np
+
+    for i, ct in enumerate(in_cts):
+        if ct is None or not ct._type.dtype.is_floating_point:
+            continue
+        data = ct._storage.data
+        if isinstance(data, dispatch.Value):  # inside a trace: nothing concrete to check
+            return
+        if bool(np.isnan(np.asarray(data)).any()):
+            where = f", ran at {node.where}" if node.where else ""
+            raise GcompError(f"Function '{node.name()}' returned nan values in its {i}th output "
+                             f"(the gradient of gcomp's {node.op}{where}; raised by "
+                             f"detect_anomaly at the first NaN gradient)")
 
 
 def needs_input_grad(i: int) -> bool:
@@ -177,6 +244,8 @@ def backprop(seeds, targets=None, producer=_producer, accumulate=None, retain=()
             in_cts = rule(out_cts, node.inputs, node.outputs, **node.attrs)
         finally:
             _NEEDS[0] = outer
+        if ANOMALY[0]:
+            _check_anomaly(node, in_cts)
         if free:
             node.free()
         for k, ct, x in zip(node.input_keys, in_cts, node.inputs):

@@ -515,3 +515,56 @@ def _reaches_leaf_outside(t: Tensor, own: set) -> bool:
             seen.add(id(key[0]))
             stack.extend(key[0].input_keys)
     return False
+
+
+class detect_anomaly:  # noqa: N801 - torch's name
+    """torch.autograd.detect_anomaly: while on, each eager op records the user's line that ran
+    it, and backward raises at the first VJP that gives a NaN gradient, naming the op and that
+    line. A context manager (``check_nan=False`` only records lines); slows eager autograd."""
+
+    def __init__(self, check_nan: bool = True):
+        self.check_nan = check_nan
+        self.prev = []
+
+    def __enter__(self):
+        self.prev.append(core_ag.ANOMALY[0])
+        core_ag.ANOMALY[0] = bool(self.check_nan)
+        return self
+
+    def __exit__(self, *exc):
+        core_ag.ANOMALY[0] = self.prev.pop()
+        return False
+
+
+class set_detect_anomaly(detect_anomaly):  # noqa: N801 - torch's name
+    """torch.autograd.set_detect_anomaly(mode): turns anomaly mode on or off now, or for a
+    ``with`` block."""
+
+    def __init__(self, mode: bool, check_nan: bool = True):
+        super().__init__(check_nan)
+        self.prev.append(core_ag.ANOMALY[0])
+        core_ag.ANOMALY[0] = bool(mode) and bool(check_nan)
+
+    def __enter__(self):
+        return self
+
+
+def is_anomaly_enabled() -> bool:
+    return core_ag.ANOMALY[0]
+
+
+class _VariableMeta(type):
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, Tensor)
+
+
+class Variable(metaclass=_VariableMeta):
+    """torch.autograd.Variable, deprecated in torch: ``Variable(t, requires_grad=...)`` is a new
+    leaf sharing t's data (requires_grad as asked), and every tensor is a Variable."""
+
+    def __new__(cls, data, requires_grad: bool = False, volatile: bool = False):
+        if not isinstance(data, Tensor):
+            raise user_error(GcompError, f"Variable data has to be a tensor, but got "
+                             f"{type(data).__name__}")
+        out = data.detach()
+        return out.requires_grad_() if requires_grad else out

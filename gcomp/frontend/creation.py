@@ -15,6 +15,23 @@ from .tensor import Tensor, new_tensor
 _NP_KINDS = {"f": T.DEFAULT_FLOAT, "i": T.int64, "u": T.int64, "b": T.bool_}
 
 
+def set_default_dtype(d) -> None:
+    """torch.set_default_dtype: the dtype of Python floats made tensors, of float factories
+    (zeros, randn, arange with a float, ...), of modules' parameters and of a Python float
+    combined with an integer tensor. A compiled function retraces when it changes (a guard, as
+    grad mode is)."""
+    dt = d if isinstance(d, T.DType) else None
+    if dt not in (T.float16, T.bfloat16, T.float32, T.float64):
+        raise user_error(GcompError, f"set_default_dtype: only floating-point types are "
+                         f"supported as the default type, got {d!r}")
+    T.DEFAULT_FLOAT = dt
+    _NP_KINDS["f"] = dt
+
+
+def get_default_dtype():
+    return T.DEFAULT_FLOAT
+
+
 def _infer_dtype(arr: np.ndarray, from_python: bool) -> T.DType:
     if from_python:
         return _NP_KINDS.get(arr.dtype.kind) or _bad_dtype(arr.dtype)

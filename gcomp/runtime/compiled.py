@@ -22,6 +22,7 @@ import jax
 
 from ..core.dispatch import Mode, TraceInterpreter, user_error
 from ..core.tensor import Storage
+from ..ir import types as T
 from ..ir.errors import GcompError
 from ..ir.graph import Value
 from ..lowering.jit import to_function
@@ -62,7 +63,10 @@ def _pretty(d) -> str:
 def _diff(old, new, names) -> str:
     """The first difference between two signatures, in the user's words."""
     if old[-1] != new[-1]:
-        return f"grad mode changed from {old[-1]} to {new[-1]}"
+        return (f"the default dtype changed from {old[-1]} to {new[-1]} "
+                "(gcomp.set_default_dtype)")
+    if old[-2] != new[-2]:
+        return f"grad mode changed from {old[-2]} to {new[-2]}"
     oa, na = old[0], new[0]
     if len(oa) != len(na):
         return f"number of arguments changed from {len(oa)} to {len(na)}"
@@ -179,7 +183,8 @@ class CompiledFunction:
     # -- the call -------------------------------------------------------------------------------
     def _key(self, args, kwargs):
         return (tuple(_describe(a) for a in args),
-                tuple((k, _describe(v)) for k, v in sorted(kwargs.items())), Mode.grad_enabled)
+                tuple((k, _describe(v)) for k, v in sorted(kwargs.items())), Mode.grad_enabled,
+                T.DEFAULT_FLOAT)
 
     def __call__(self, *args, **kwargs):
         if len(Mode.stack) > 1 and isinstance(Mode.stack[-1], TraceInterpreter):
@@ -264,7 +269,7 @@ class CompiledFunction:
         if entries:
             reason = entries[-1].failed_guard()
         elif self._last_key is not None and self._cache:
-            prev = min(self._cache, key=lambda k: (k[-1] != key[-1]) + sum(
+            prev = min(self._cache, key=lambda k: (k[-2:] != key[-2:]) + sum(
                 a != b for a, b in zip(k[0], key[0])))
             reason = _diff(prev, key, self._params)
         else:
@@ -555,6 +560,7 @@ def _fast_key(args):
         else:
             return None
     parts.append(Mode.grad_enabled)
+    parts.append(T.DEFAULT_FLOAT)
     return tuple(parts)
 
 

@@ -29,6 +29,7 @@ import sys
 
 from ..core.dispatch import Mode
 from ..core.tensor import Storage
+from ..ir import types
 from ..ir.graph import Value
 
 MISS = object()
@@ -47,7 +48,7 @@ def make(compiled, entry, args):
         return None  # a call inside eager autograd: its tape node needs the general path
     g = {"MISS": MISS, "Mode": Mode, "stack": Mode.stack, "Value": Value, "Storage": Storage,
          "refcount": sys.getrefcount, "run_plain": entry.run.undonated, "jitted": entry.run.jitted,
-         "compiled": compiled, "entry": entry, "Tensor": Mode.tensor_class}
+         "compiled": compiled, "entry": entry, "Tensor": Mode.tensor_class, "types": types}
     consts: list = []
 
     def const(x) -> str:
@@ -59,7 +60,8 @@ def make(compiled, entry, args):
     n = len(args)
     params = ", ".join(f"a{i}" for i in range(n)) + ("," if n == 1 else "")
     body = [f"if len(args) != {n} or len(stack) > 1 or Mode.grad_enabled != "
-            f"{bool(Mode.grad_enabled)}:", "    return MISS"]
+            f"{bool(Mode.grad_enabled)} or types.DEFAULT_FLOAT is not "
+            f"{const(types.DEFAULT_FLOAT)}:", "    return MISS"]
     if n:
         body.append(f"{params} = args")
     arrays = []

@@ -40,7 +40,7 @@ def uninitialized(*shape, dtype=None, device=None) -> Tensor:
     on the device (no op, so no compile per new shape); inside a trace, gcomp.empty."""
     if tracing():
         return gcomp.empty(*shape, dtype=dtype, device=device)
-    return gcomp.tensor(np.zeros(shape, np.float32), dtype=dtype or gcomp.float32, device=device)
+    return gcomp.tensor(np.zeros(shape, np.float32), dtype=dtype or gcomp.get_default_dtype(), device=device)
 
 
 def full(x: Tensor, value) -> Tensor:

@@ -33,7 +33,7 @@ def _out_proj_class():
 def _xavier_uniform(shape, dtype):
     fan_out, fan_in = shape
     bound = math.sqrt(6.0 / (fan_in + fan_out))
-    p = Parameter(gcomp.empty(*shape, dtype=dtype or gcomp.float32))
+    p = Parameter(gcomp.empty(*shape, dtype=dtype or gcomp.get_default_dtype()))
     p.uniform_(-bound, bound)
     return p
 
@@ -78,7 +78,7 @@ class MultiheadAttention(Module):
             self.register_parameter("v_proj_weight", None)
         if bias:
             self.in_proj_bias = Parameter(gcomp.zeros(3 * embed_dim,
-                                                      dtype=dtype or gcomp.float32))
+                                                      dtype=dtype or gcomp.get_default_dtype()))
         else:
             self.register_parameter("in_proj_bias", None)
         self.out_proj = _out_proj_class()(embed_dim, embed_dim, bias=bias, dtype=dtype)

@@ -16,6 +16,7 @@ from gcomp import GcompError, Tensor
 from gcomp.core.dispatch import Mode, TraceInterpreter, user_error
 
 from ..parameter import Buffer, Parameter
+from . import hooks as _hooks
 
 
 class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -167,15 +168,38 @@ class Module:
             res = hook(self, args)
             if res is not None:
                 args = res if isinstance(res, tuple) else (res,)
+        backward_hooks = _hooks.wants_backward_hooks(self)
+        if backward_hooks:
+            state: dict = {}
+            args = _hooks.setup_inputs(self, args, state)
         out = self.forward(*args, **kwargs)
         for hook in self._forward_hooks.values():
             res = hook(self, args, out)
             if res is not None:
                 out = res
+        if backward_hooks:
+            out = _hooks.setup_outputs(self, out, state)
         return out
 
     def register_forward_hook(self, hook):
         return _Handle(self._forward_hooks, hook)
+
+    def register_full_backward_hook(self, hook):
+        """``hook(module, grad_input, grad_output)`` runs when the gradients with respect to
+        the module's positional tensor inputs are computed; it may return a new grad_input
+        (nn/modules/hooks.py)."""
+        if "_backward_hooks" not in self.__dict__:
+            object.__setattr__(self, "_backward_hooks", OrderedDict())
+        return _Handle(self._backward_hooks, hook)
+
+    def register_full_backward_pre_hook(self, hook):
+        """``hook(module, grad_output)`` runs when the gradients with respect to the module's
+        outputs are computed; it may return a new grad_output."""
+        if "_backward_pre_hooks" not in self.__dict__:
+            object.__setattr__(self, "_backward_pre_hooks", OrderedDict())
+        if "_backward_hooks" not in self.__dict__:
+            object.__setattr__(self, "_backward_hooks", OrderedDict())
+        return _Handle(self._backward_pre_hooks, hook)
 
     def register_forward_pre_hook(self, hook):
         return _Handle(self._forward_pre_hooks, hook)

@@ -16,7 +16,7 @@ __all__ = ["LayerNorm", "GroupNorm", "RMSNorm", "LocalResponseNorm"]
 
 def host_full(shape, value, dtype=None, device=None):
     """A filled tensor made on the host and put on the device: no op to compile per shape."""
-    return gcomp.tensor(np.full(tuple(shape), value, np.float32), dtype=dtype or gcomp.float32,
+    return gcomp.tensor(np.full(tuple(shape), value, np.float32), dtype=dtype or gcomp.get_default_dtype(),
                         device=device)
 
 

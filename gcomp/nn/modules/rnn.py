@@ -1,22 +1,29 @@
 """Recurrent layers: RNN, LSTM, GRU and their single-step cells, with PyTorch's parameter names,
-gate order, shapes and initialization. The math lives in gcomp/nn/functional/_rnn.py."""
+gate order, shapes and initialization. The math lives in gcomp/nn/functional/_rnn.py; a
+PackedSequence input runs the same cells over its padded batch with a mask (Note [Packed
+sequences in the recurrence])."""
 
 from __future__ import annotations
 
+import functools
 import math
+
+import numpy as np
 
 import gcomp
 from gcomp import GcompError
 
 from ..functional import _rnn as R
 from ..parameter import Parameter
+from ..utils import rnn as rnn_utils
+from ..utils.rnn import PackedSequence
 from .module import Module
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
 
 def _uniform_parameter(shape, bound, dtype):
-    p = Parameter(gcomp.empty(*shape, dtype=dtype or gcomp.float32))
+    p = Parameter(gcomp.empty(*shape, dtype=dtype or gcomp.get_default_dtype()))
     p.uniform_(-bound, bound)
     return p
 
@@ -95,34 +102,46 @@ class RNNBase(Module):
         if tuple(hx.shape) != expected:
             raise GcompError(f"Expected {what} size {expected}, got {list(hx.shape)}")
 
-    def forward(self, input, hx=None):
-        is_lstm = self.mode == "LSTM"
-        if input.ndim not in (2, 3):
-            raise GcompError(f"{type(self).__name__}: Expected input to be 2D or 3D, got "
-                             f"{input.ndim}D instead")
-        batched = input.ndim == 3
+    def _initial_states(self, hx, batch, batched):
+        """(h_0, c_0) from ``hx`` (None: zeros, made by the recurrence), shape-checked."""
+        if hx is None:
+            return None, None
+        if self.mode != "LSTM":
+            self._check_hidden(hx, batch, batched)
+            return hx, None
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise GcompError("LSTM expects hx as a tuple (h_0, c_0)")
+        h0, c0 = hx
+        self._check_hidden(h0, batch, batched)
+        self._check_hidden(c0, batch, batched, "cell")
+        return h0, c0
+
+    def _check_input(self, input, dims):
+        if input.ndim not in dims:
+            raise GcompError(f"{type(self).__name__}: Expected input to be "
+                             f"{' or '.join(f'{d}D' for d in dims)}, got {input.ndim}D instead")
         if input.shape[-1] != self.input_size:
             raise GcompError(f"input.size(-1) must be equal to input_size. Expected "
                              f"{self.input_size}, got {input.shape[-1]}")
+
+    def forward(self, input, hx=None):
+        """``input`` (L, N, H_in), (N, L, H_in) if batch_first, (L, H_in) unbatched, or a
+        PackedSequence; returns (output, h_n), or (output, (h_n, c_n)) for the LSTM, with output
+        a PackedSequence for packed input."""
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
+        is_lstm = self.mode == "LSTM"
+        self._check_input(input, (2, 3))
+        batched = input.ndim == 3
         if not batched:
             x = input.unsqueeze(0)
         else:
             x = input if self.batch_first else input.transpose(0, 1)
         batch, steps = x.shape[0], x.shape[1]
-        h0 = c0 = None
-        if hx is not None:
-            if is_lstm:
-                if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                    raise GcompError("LSTM expects hx as a tuple (h_0, c_0)")
-                h0, c0 = hx
-                self._check_hidden(h0, batch, batched)
-                self._check_hidden(c0, batch, batched, "cell")
-            else:
-                h0 = hx
-                self._check_hidden(h0, batch, batched)
-            if not batched:
-                h0 = h0.unsqueeze(1)
-                c0 = c0.unsqueeze(1) if c0 is not None else None
+        h0, c0 = self._initial_states(hx, batch, batched)
+        if not batched and h0 is not None:
+            h0 = h0.unsqueeze(1)
+            c0 = c0.unsqueeze(1) if c0 is not None else None
         out, h_n, c_n = self._run(x, steps, h0, c0)
         if not batched:
             out = out.squeeze(0)
@@ -137,6 +156,38 @@ class RNNBase(Module):
         if not batched:
             c_n = c_n.squeeze(1)
         return out, (h_n, c_n)
+
+    def _forward_packed(self, input, hx):
+        """The recurrence over a PackedSequence, as torch runs it: the batch sorted by length
+        (h_0 and c_0 permuted with sorted_indices, h_n and c_n back with unsorted_indices), each
+        sequence over its own steps only (Note [Packed sequences in the recurrence])."""
+        data, batch_sizes, sorted_indices, unsorted_indices = input
+        self._check_input(data, (2,))
+        sizes = rnn_utils.batch_sizes_of(input)
+        batch, steps, rows = int(sizes[0]), sizes.size, data.shape[0]
+        states = [s if s is None or sorted_indices is None else s.index_select(1, sorted_indices)
+                  for s in self._initial_states(hx, batch, True)]
+        positions = rnn_utils.padding_positions(sizes, steps).reshape(-1)
+        running = positions < rows
+        directions = 2 if self.bidirectional else 1
+        weights = [w for layer in range(self.num_layers) for direction in range(directions)
+                   for w in self._layer_weights(layer, direction)]
+        dropout = self.dropout if self.training else 0.0
+        args = (data, gcomp.tensor(positions), gcomp.tensor(np.flatnonzero(running)),
+                gcomp.tensor(running.reshape(steps, batch, 1)), *states)
+        if R.tracing():
+            out, h_n, c_n = _packed_layers(self.mode, self.num_layers, directions, dropout,
+                                           *args, *weights)
+        else:
+            key = ("PACKED_" + self.mode, self.num_layers, directions, dropout)
+            out, h_n, c_n = R._compiled(key, functools.partial(
+                _packed_layers, self.mode, self.num_layers, directions, dropout))(
+                *args, *R._plain(weights))
+        if unsorted_indices is not None:
+            h_n = h_n.index_select(1, unsorted_indices)
+            c_n = c_n.index_select(1, unsorted_indices) if c_n is not None else None
+        output = PackedSequence(out, batch_sizes, sorted_indices, unsorted_indices)
+        return output, ((h_n, c_n) if self.mode == "LSTM" else h_n)
 
     def _run(self, x, steps, h0, c0):
         """All layers over x (batch, steps, features): the output (batch, steps, directions *
@@ -160,6 +211,75 @@ class RNNBase(Module):
         if self.bidirectional is not False:
             s += f", bidirectional={self.bidirectional}"
         return s
+
+
+# Note [Packed sequences in the recurrence]
+# A PackedSequence runs as its padded batch, sorted by decreasing length, time-major, with a mask
+# running[t, b] = t < length[b]: at a step where a sequence has ended (or, going in reverse, not
+# yet begun) its state is held, h_t = where(running, cell(x_t, h), h). So the forward direction
+# ends at each sequence's own last step and the reverse direction starts there from h_0, as
+# torch's packed kernels do, and the outputs of the running steps are gathered back into the
+# packed layout (the held ones are never read, so no gradient flows into the padding). Packing
+# and padding are one gather each with indices made on the host from batch_sizes; eagerly the
+# whole recurrence is one compiled call, as for padded input (Note [Compiled layers in eager
+# mode] in nn/functional/_rnn.py), whose cache key is the shapes, so equal shapes with other
+# lengths reuse it.
+def _masked_layer(mode, reverse, x, running, state, w_ih, w_hh, b_ih, b_hh):
+    """One layer in one direction over a padded time-major batch x (steps, batch, features) from
+    ``state``, (h,) or (h, c) for the LSTM, updating sequence b only where running[t, b]:
+    the outputs (steps, batch, hidden), meaningful where running, and the final state."""
+    steps, batch, features = x.shape
+    bias, extra = R.fold_biases(mode, w_hh.shape[1], b_ih, b_hh)
+    weights = R.cell_weights(mode, w_hh, extra)
+    proj = R.mm_t(x.reshape(steps * batch, features), w_ih)
+    if bias is not None:
+        proj = proj + bias
+    cell = R.CELLS[mode]
+
+    def body(state, step):
+        x_t, running_t = step
+        new = cell(x_t, state[0], state[1] if len(state) == 2 else None, weights)
+        state = tuple(gcomp.where(running_t, n, s) for n, s in zip(new, state))
+        return state, state[0]
+
+    state, ys = gcomp.scan(body, state, (proj.reshape(steps, batch, -1), running),
+                           reverse=reverse)
+    return ys, state
+
+
+def _packed_layers(mode, layers, directions, dropout, data, positions, packed_rows, running, h0,
+                   c0, *weights):
+    """Every layer and direction over packed ``data`` (rows, features): ``positions`` (steps *
+    batch) picks each padded cell's row of data (``rows`` for padding), ``packed_rows`` the padded
+    cells that are packed rows, ``running`` (steps, batch, 1) marks them. h0 and c0 are (layers
+    * directions, batch, hidden), zeros when None; ``weights`` as for R.run_layers. Returns the
+    packed output (rows, directions * hidden) and the stacked final h and c (c None but for the
+    LSTM)."""
+    from gcomp.nn import functional as F
+
+    steps, batch = running.shape[:2]
+    features, hidden = data.shape[1], weights[1].shape[1]
+    padding = gcomp.zeros(1, features, dtype=data.dtype)
+    x = gcomp.cat([data, padding]).index_select(0, positions).reshape(steps, batch, features)
+    zeros = gcomp.zeros(batch, hidden, dtype=data.dtype)
+    hs, cs = [], []
+    for layer in range(layers):
+        outs = []
+        for direction in range(directions):
+            k = layer * directions + direction
+            state = (h0[k] if h0 is not None else zeros,)
+            if mode == "LSTM":
+                state += (c0[k] if c0 is not None else zeros,)
+            out, state = _masked_layer(mode, direction == 1, x, running, state,
+                                       *weights[4 * k:4 * k + 4])
+            outs.append(out)
+            hs.append(state[0])
+            cs.append(state[1] if mode == "LSTM" else None)
+        x = outs[0] if directions == 1 else gcomp.cat(outs, 2)
+        if dropout and layer < layers - 1:
+            x = F.dropout(x, dropout, True)
+    out = x.reshape(steps * batch, x.shape[2]).index_select(0, packed_rows)
+    return out, gcomp.stack(hs), (gcomp.stack(cs) if mode == "LSTM" else None)
 
 
 class RNN(RNNBase):

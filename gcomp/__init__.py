@@ -99,6 +99,7 @@ def clone(t):
 _configure_log()
 
 from . import data, nn, optim, testing, utils  # noqa: E402, F401
+from . import distributions  # noqa: E402, F401
 from .nn.modules.compiled import CompiledModule  # noqa: E402, F401
 
 # -- PyTorch's runtime names: legacy constructors, random sampling, accelerator, backends ------

@@ -107,9 +107,11 @@ def cell_weights(mode, w_hh, extra):
     return (w_hh,)
 
 
-def _layer(mode, reverse, x, h, c, w_ih, w_hh, b_ih, b_hh):
+def _layer(mode, reverse, x, h, c, w_ih, w_hh, b_ih, b_hh, running=None):
     """One layer in one direction over x (batch, steps, features): the outputs (batch, steps,
-    hidden) in time order and the final h and c (None but for the LSTM)."""
+    hidden) in time order and the final h and c (None but for the LSTM). ``running`` (steps,
+    batch, 1), for packed input: sequence b's state is held where running[t, b] is False (Note
+    [Packed sequences in the recurrence] in nn/modules/rnn.py)."""
     batch, steps, features = x._type.shape
     hidden = w_hh._type.shape[1]
     bias, extra = fold_biases(mode, hidden, b_ih, b_hh)
@@ -121,19 +123,19 @@ def _layer(mode, reverse, x, h, c, w_ih, w_hh, b_ih, b_hh):
         proj = proj + bias
     xs = P.reshape(proj, shape=(steps, batch, w_ih._type.shape[0]))
     cell = CELLS[mode]
-    if mode == "LSTM":
-        def body(state, x_t):
-            h, c = cell(x_t, state[0], state[1], weights)
-            return (h, c), h
+    lstm = mode == "LSTM"
 
-        (h, c), ys = gcomp.scan(body, (h, c), xs, reverse=reverse)
-    else:
-        def body(h, x_t):
-            h = cell(x_t, h, None, weights)[0]
-            return h, h
+    def body(state, inp):
+        x_t, run_t = inp if running is not None else (inp, None)
+        new = cell(x_t, state[0], state[1] if lstm else None, weights)
+        new = tuple(new) if lstm else (new[0],)
+        if run_t is not None:
+            new = tuple(gcomp.where(run_t, n, s) for n, s in zip(new, state))
+        return new, new[0]
 
-        h, ys = gcomp.scan(body, h, xs, reverse=reverse)
-    return P.transpose(ys, perm=(1, 0, 2)), h, c
+    state, ys = gcomp.scan(body, (h, c) if lstm else (h,), xs if running is None
+                           else (xs, running), reverse=reverse)
+    return P.transpose(ys, perm=(1, 0, 2)), state[0], (state[1] if lstm else None)
 
 
 # Note [Compiled layers in eager mode]
@@ -165,12 +167,12 @@ def _plain(weights):
                  P.reshape(w, shape=w._type.shape) for w in weights)
 
 
-def _layers(mode, layers, directions, dropout, x, h0, c0, *weights):
+def _layers(mode, layers, directions, dropout, x, h0, c0, *weights, running=None):
     """Every layer and direction over x (batch, steps, features), from h0 and c0 (layers *
     directions, batch, hidden), zeros when None: the last layer's outputs (batch, steps,
     directions * hidden) and the final h and c of each layer and direction (c: None but for the
     LSTM). ``weights`` holds (w_ih, w_hh, b_ih, b_hh) per layer and direction (biases None
-    without them); ``dropout`` applies between layers."""
+    without them); ``dropout`` applies between layers; ``running`` as for `_layer`."""
     from gcomp.nn import functional as F
 
     batch = x._type.shape[0]
@@ -185,7 +187,8 @@ def _layers(mode, layers, directions, dropout, x, h0, c0, *weights):
             k = layer * directions + direction
             h = h0[k] if h0 is not None else zeros
             c = (c0[k] if c0 is not None else zeros) if mode == "LSTM" else None
-            out, h, c = _layer(mode, direction == 1, x, h, c, *weights[4 * k:4 * k + 4])
+            out, h, c = _layer(mode, direction == 1, x, h, c, *weights[4 * k:4 * k + 4],
+                               running=running)
             outs.append(out)
             hs.append(h)
             cs.append(c)

@@ -224,29 +224,6 @@ class RNNBase(Module):
 # whole recurrence is one compiled call, as for padded input (Note [Compiled layers in eager
 # mode] in nn/functional/_rnn.py), whose cache key is the shapes, so equal shapes with other
 # lengths reuse it.
-def _masked_layer(mode, reverse, x, running, state, w_ih, w_hh, b_ih, b_hh):
-    """One layer in one direction over a padded time-major batch x (steps, batch, features) from
-    ``state``, (h,) or (h, c) for the LSTM, updating sequence b only where running[t, b]:
-    the outputs (steps, batch, hidden), meaningful where running, and the final state."""
-    steps, batch, features = x.shape
-    bias, extra = R.fold_biases(mode, w_hh.shape[1], b_ih, b_hh)
-    weights = R.cell_weights(mode, w_hh, extra)
-    proj = R.mm_t(x.reshape(steps * batch, features), w_ih)
-    if bias is not None:
-        proj = proj + bias
-    cell = R.CELLS[mode]
-
-    def body(state, step):
-        x_t, running_t = step
-        new = cell(x_t, state[0], state[1] if len(state) == 2 else None, weights)
-        state = tuple(gcomp.where(running_t, n, s) for n, s in zip(new, state))
-        return state, state[0]
-
-    state, ys = gcomp.scan(body, state, (proj.reshape(steps, batch, -1), running),
-                           reverse=reverse)
-    return ys, state
-
-
 def _packed_layers(mode, layers, directions, dropout, data, positions, packed_rows, running, h0,
                    c0, *weights):
     """Every layer and direction over packed ``data`` (rows, features): ``positions`` (steps *
@@ -255,30 +232,13 @@ def _packed_layers(mode, layers, directions, dropout, data, positions, packed_ro
     * directions, batch, hidden), zeros when None; ``weights`` as for R.run_layers. Returns the
     packed output (rows, directions * hidden) and the stacked final h and c (c None but for the
     LSTM)."""
-    from gcomp.nn import functional as F
-
     steps, batch = running.shape[:2]
-    features, hidden = data.shape[1], weights[1].shape[1]
+    features = data.shape[1]
     padding = gcomp.zeros(1, features, dtype=data.dtype)
     x = gcomp.cat([data, padding]).index_select(0, positions).reshape(steps, batch, features)
-    zeros = gcomp.zeros(batch, hidden, dtype=data.dtype)
-    hs, cs = [], []
-    for layer in range(layers):
-        outs = []
-        for direction in range(directions):
-            k = layer * directions + direction
-            state = (h0[k] if h0 is not None else zeros,)
-            if mode == "LSTM":
-                state += (c0[k] if c0 is not None else zeros,)
-            out, state = _masked_layer(mode, direction == 1, x, running, state,
-                                       *weights[4 * k:4 * k + 4])
-            outs.append(out)
-            hs.append(state[0])
-            cs.append(state[1] if mode == "LSTM" else None)
-        x = outs[0] if directions == 1 else gcomp.cat(outs, 2)
-        if dropout and layer < layers - 1:
-            x = F.dropout(x, dropout, True)
-    out = x.reshape(steps * batch, x.shape[2]).index_select(0, packed_rows)
+    x, hs, cs = R._layers(mode, layers, directions, dropout, x.transpose(0, 1), h0, c0, *weights,
+                          running=running)
+    out = x.transpose(0, 1).reshape(steps * batch, x.shape[2]).index_select(0, packed_rows)
     return out, gcomp.stack(hs), (gcomp.stack(cs) if mode == "LSTM" else None)
 
 

@@ -154,7 +154,7 @@ def measure(cases: dict, steps: int, repeat: int, warmup: int) -> dict:
             out[name] = {"error": t.error}
         else:
             out[name] = {"median": t.median, "min": min(t.times), "max": max(t.times),
-                         "first_loss": t.first_value}
+                         "times": list(t.times), "first_loss": t.first_value}
     return out
 
 

@@ -387,7 +387,9 @@ def trace(fn, args: tuple, kwargs: dict, name: str | None = None, state_names=No
         result.backward_called = getattr(interp, "backward_called", False)
         result.captured_requires_grad = [(t, bool(t.requires_grad)) for _, t, _ in result.captured
                                          if t.dtype.is_floating_point]
-        result.modes = [(m, tr, names.get(id(m)) or type(m).__name__)
+        # (module, its .training, its name, its structure count at the end of the trace: a
+        # forward that reassigns a buffer has done so by then; Note [Module structure guards])
+        result.modes = [(m, tr, names.get(id(m)) or type(m).__name__, getattr(m, "_struct", 0))
                         for m, tr in interp.modes.values()]
     finally:
         Mode.stack.pop()

@@ -296,3 +296,50 @@ def test_linear_regression_eager_and_compiled_losses_match():
     np.testing.assert_allclose([wc.item(), bc.item()], [3.0, 1.0], atol=0.05)
     np.testing.assert_allclose([wc.item(), bc.item()], [we.item(), be.item()], rtol=1e-5)
     assert step.cache_info().size == 1
+
+
+# -- Note [Module structure guards] in gcomp/nn/modules/module.py ----------------------------------
+def test_replacing_a_submodule_or_parameter_after_compile_recompiles(caplog):
+    gcomp.manual_seed(0)
+    model = gcomp.nn.Sequential(gcomp.nn.Linear(3, 2), gcomp.nn.Tanh())
+    f = gcomp.compile(lambda x: model(x))
+    x = gcomp.tensor(np.arange(12, dtype=np.float32).reshape(4, 3))
+    f(x)
+    with caplog.at_level(logging.INFO, logger="gcomp.recompiles"):
+        model[0] = gcomp.nn.Linear(3, 2)
+        out = f(x)
+    np.testing.assert_allclose(out.detach().numpy(), model(x).detach().numpy(), rtol=1e-6)
+    assert "submodule of module model (Sequential) was added, replaced or removed" in caplog.text
+    model[0].weight = gcomp.nn.Parameter(gcomp.zeros(2, 3))
+    np.testing.assert_allclose(f(x).detach().numpy(), np.tanh(model[0].bias.detach().numpy())
+                               * np.ones((4, 1)), rtol=1e-6)
+    assert f.cache_info().misses == 3
+    for _ in range(3):  # and unchanged modules keep hitting
+        f(x)
+    assert f.cache_info().misses == 3
+
+
+def test_assigning_a_buffer_inside_compile_writes_it_back():
+    class Counter(gcomp.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("n", gcomp.zeros(()))
+
+        def forward(self, x):
+            self.n = self.n + 1
+            return x * self.n
+
+    m = Counter()
+    buf = m.n
+    g = gcomp.compile(m)
+    outs = [float(g(gcomp.ones(2))[0]) for _ in range(4)]
+    assert outs == [1.0, 2.0, 3.0, 4.0]  # eager would give the same
+    assert m.n is buf and float(m.n) == 4.0 and g.cache_info().misses == 1
+
+    class Grow(Counter):
+        def forward(self, x):
+            self.n = gcomp.zeros(3)
+            return x
+
+    with pytest.raises(gcomp.GcompError, match=r"changes the buffer from f32\[\] to f32\[3\]"):
+        gcomp.compile(Grow())(gcomp.ones(2))

@@ -6,6 +6,7 @@ enclosing one, so traced graphs name their state inputs the way a state_dict doe
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict, namedtuple
 from collections.abc import Iterator
 
@@ -37,6 +38,18 @@ class Module:
 
     training: bool
     _version = 1
+    # Note [Module structure guards]
+    # ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+    # A compiled function reads a module's parameters and buffers as captured state: the
+    # tensor objects it found while tracing. Replacing one afterwards (``m.fc = nn.Linear(..)``,
+    # ``m.weight = Parameter(..)``, a parametrization, a deleted buffer) would leave the
+    # executable reading the old tensor, silently. So ``_struct`` counts such changes per
+    # module, and every module the trace called is guarded on its count (as on its .training),
+    # with the recompile reason naming the module. A module whose tensors are read without
+    # calling it (``x @ m.weight``) is not guarded this way. Assigning a buffer inside the
+    # compiled function (``self.n = self.n + 1``) updates the buffer object in place instead,
+    # so it is written back after every call, as torch.compile does.
+    _struct = 0
 
     def __init__(self, *args, **kwargs):
         if args or kwargs:
@@ -59,6 +72,9 @@ class Module:
             object.__setattr__(self, name, value)
             return
         params, bufs, mods = self._parameters, self._buffers, self._modules
+        if name in params or name in bufs or name in mods or \
+                isinstance(value, (Parameter, Module, Buffer)):
+            self.__dict__["_struct"] = self._struct + 1
         if isinstance(value, Parameter):
             self.__dict__.pop(name, None)
             bufs.pop(name, None)
@@ -79,6 +95,9 @@ class Module:
                 raise GcompError(f"cannot assign '{type(value).__name__}' as child module "
                                  f"'{name}' (gcomp.nn.Module or None expected)")
             mods[name] = None
+        elif name in bufs and type(value) is Tensor and bufs[name] is not None and \
+                type(Mode.stack[-1]) is TraceInterpreter:
+            _assign_traced_buffer(self, name, bufs[name], value)
         elif isinstance(value, Buffer) or (name in bufs and (value is None or
                                                              isinstance(value, Tensor))):
             persistent = getattr(value, "persistent", name not in self._non_persistent_buffers)
@@ -96,6 +115,7 @@ class Module:
     def __delattr__(self, name: str) -> None:
         for table in (self._parameters, self._buffers, self._modules):
             if name in table:
+                self.__dict__["_struct"] = self._struct + 1
                 del table[name]
                 self._non_persistent_buffers.discard(name)
                 return
@@ -110,6 +130,7 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise GcompError(f"cannot assign '{type(param).__name__}' object to parameter "
                              f"'{name}' (gcomp.nn.Parameter or None required)")
+        self.__dict__["_struct"] = self._struct + 1
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
@@ -119,6 +140,7 @@ class Module:
                              "(gcomp.Tensor or None required)")
         if isinstance(tensor, Buffer):
             tensor = Tensor(tensor._storage, tensor._type)
+        self.__dict__["_struct"] = self._struct + 1
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent_buffers.discard(name)
@@ -129,6 +151,7 @@ class Module:
         if module is not None and not isinstance(module, Module):
             raise GcompError(f"{type(module).__name__} is not a Module subclass")
         _check_name(self, name, "module", allow_dots=False)
+        self.__dict__["_struct"] = self._struct + 1
         self._modules[name] = module
 
     register_module = add_module
@@ -203,6 +226,17 @@ class Module:
 
     def register_forward_pre_hook(self, hook):
         return _Handle(self._forward_pre_hooks, hook)
+
+    def _register_load_state_dict_pre_hook(self, hook, with_module: bool = False):
+        """torch's private hook: ``hook(state_dict, prefix, local_metadata, strict, missing_keys,
+        unexpected_keys, error_msgs)`` runs before load_state_dict matches keys and may rename
+        or convert entries of its copy of the state_dict (parametrizations.weight_norm loads
+        the legacy ``weight_g``/``weight_v`` keys so)."""
+        if "_load_state_dict_pre_hooks" not in self.__dict__:
+            object.__setattr__(self, "_load_state_dict_pre_hooks", OrderedDict())
+        if with_module:
+            hook = functools.partial(hook, self)
+        return _Handle(self._load_state_dict_pre_hooks, hook)
 
     # -- iteration ----------------------------------------------------------------------------
     def _named_members(self, get, prefix="", recurse=True, remove_duplicate=True):
@@ -279,10 +313,11 @@ class Module:
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Copy values in (tensors, numpy arrays, or anything with .numpy()/__array__). Every key
         and shape is checked before anything is written, so a failed load changes nothing."""
+        state_dict, hook_missing, problems = _run_load_state_dict_pre_hooks(self, state_dict,
+                                                                            strict)
         own = self.state_dict(keep_vars=True)
-        missing = [k for k in own if k not in state_dict]
+        missing = [k for k in own if k not in state_dict] + hook_missing
         unexpected = [k for k in state_dict if k not in own]
-        problems = []
         converted = {}
         for k, target in own.items():
             if k not in state_dict:
@@ -457,6 +492,35 @@ class _Handle:
 
     def __exit__(self, *exc):
         self.remove()
+
+
+def _assign_traced_buffer(module, name, old, value) -> None:
+    """``self.buf = new`` inside gcomp.compile: the buffer object takes the new value in place,
+    so the compiled function writes it back after each call (as for ``self.buf.copy_(new)``),
+    instead of the module keeping a traced tensor (Note [Module structure guards])."""
+    if old._type != value._type:
+        raise user_error(GcompError, f"{type(module).__name__}.{name} = ... inside gcomp.compile "
+                         f"changes the buffer from {old._type} to {value._type}; a compiled "
+                         "function can update a buffer but not change its shape or dtype "
+                         "(assign it outside the compiled function, or keep its shape)")
+    old.copy_(value)
+
+
+def _run_load_state_dict_pre_hooks(module, state_dict, strict):
+    """Every submodule's load_state_dict pre-hooks, parents first, on a copy of state_dict;
+    returns it with the missing keys and errors the hooks reported."""
+    missing: list = []
+    errors: list = []
+    hooked = [(p, m) for p, m in module.named_modules()
+              if m.__dict__.get("_load_state_dict_pre_hooks")]
+    if hooked:
+        metadata = getattr(state_dict, "_metadata", None) or {}
+        state_dict = OrderedDict(state_dict)
+        for prefix, m in hooked:
+            for hook in list(m._load_state_dict_pre_hooks.values()):
+                hook(state_dict, prefix + "." if prefix else "", metadata.get(prefix, {}), strict,
+                     missing, [], errors)
+    return state_dict, missing, errors
 
 
 def _check_name(module, name, what, allow_dots=False):

@@ -1,4 +1,5 @@
-"""torch.nn.utils: gradient clipping and flattening parameters to one vector."""
+"""torch.nn.utils: gradient clipping, flattening parameters to one vector, and weight
+reparametrizations (parametrize, parametrizations, the legacy weight_norm and spectral_norm)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import gcomp
 from gcomp import GcompError, Tensor
 from gcomp.core import prims as P
 
-from . import rnn  # noqa: F401  (torch.nn.utils.rnn)
+from . import parametrizations, parametrize, rnn  # noqa: F401  (torch.nn.utils.<name>)
+from .spectral_norm import remove_spectral_norm, spectral_norm
+from .weight_norm import remove_weight_norm, weight_norm
 
 __all__ = ["clip_grad_norm_", "clip_grad_norm", "clip_grad_value_", "get_total_norm",
-           "clip_grads_with_norm_", "parameters_to_vector", "vector_to_parameters"]
+           "clip_grads_with_norm_", "parameters_to_vector", "vector_to_parameters",
+           "parametrizations", "parametrize", "rnn", "remove_spectral_norm", "remove_weight_norm",
+           "spectral_norm", "weight_norm"]
 
 
 def _tensors(parameters) -> list:

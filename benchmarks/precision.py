@@ -1,4 +1,6 @@
-"""Mixed precision: compiled training steps at float32 against precision="bf16" and "f16".
+"""Mixed precision: compiled training steps at float32 against precision="bf16" and "f16", and
+against torch-style ``gcomp.autocast("cpu")`` (bfloat16) around the forward and loss, compiled and
+eager.
 
     python benchmarks/precision.py [--only digits,cnn] [--steps 20] [--repeat 5] [--quick]
                                    [--json out.json]
@@ -10,7 +12,9 @@ starts from the same weights and sees the same batches in the same order, timed 
 the run's last step (every case runs the same number of steps), which shows that training goes
 the same way. On a CPU bf16 and f16 are usually not faster: XLA's CPU backend converts them
 to float32 for the multiply, so the casts are extra work; the gain is on accelerators with
-low-precision matrix units.
+low-precision matrix units. The autocast rows run the ops torch's autocast lists in bfloat16 and
+their outputs' consumers (ReLU, pooling) too, where precision="bf16" keeps everything but the
+products in float32; "autocast eager" is against "f32 eager", the same step without compile.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import gcomp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
-PRECISIONS = [None, "bf16", "f16"]
+PRECISIONS = [None, "bf16", "f16", "autocast", "f32 eager", "autocast eager"]
 ROWS = ["digits", "cnn"]
 
 
@@ -53,11 +57,25 @@ def cnn_case(precision):
     return model, crit, opt, [(gcomp.tensor(x), gcomp.tensor(y))]
 
 
+def autocast_step(model, crit, opt, x, y):
+    opt.zero_grad()
+    with gcomp.autocast("cpu", dtype=gcomp.bfloat16):
+        loss = crit(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def case(row: str, precision):
     model, crit, opt, batches = (digits_case if row == "digits" else cnn_case)(precision)
     params = list(model.parameters())
-    compiled = gcomp.compile(lambda x, y: train_step(model, crit, opt, x, y),
-                             name=f"{row}_step", precision=precision)
+    autocast = precision is not None and precision.startswith("autocast")
+    step_fn = autocast_step if autocast else train_step
+    if precision is not None and precision.endswith("eager"):
+        compiled = lambda x, y: step_fn(model, crit, opt, x, y)  # noqa: E731
+    else:
+        compiled = gcomp.compile(lambda x, y: step_fn(model, crit, opt, x, y),
+                                 name=f"{row}_step", precision=None if autocast else precision)
     state = {"i": 0, "loss": None}
 
     def step():
@@ -84,17 +102,18 @@ def run_row(row: str, args) -> dict:
 
 
 def print_table(results: dict) -> None:
-    head = f"{'workload':<8} {'precision':<9} {'ms/step':>9} {'vs f32':>7} {'final loss':>11}"
+    head = (f"{'workload':<8} {'precision':<14} {'ms/step':>9} {'vs f32':>7} "
+            f"{'final loss':>11}")
     print(head)
     print("-" * len(head))
     for row, res in results.items():
-        base = res.get("f32", {}).get("median")
         for name, r in res.items():
+            base = res.get("f32 eager" if name.endswith("eager") else "f32", {}).get("median")
             if "error" in r:
-                print(f"{row:<8} {name:<9} error: {r['error'][:60]}")
+                print(f"{row:<8} {name:<14} error: {r['error'][:60]}")
                 continue
             ratio = f"{r['median'] / base:>6.2f}x" if base else f"{'-':>7}"
-            print(f"{row:<8} {name:<9} {r['median']:>9.3f} {ratio} {r['final_loss']:>11.5g}")
+            print(f"{row:<8} {name:<14} {r['median']:>9.3f} {ratio} {r['final_loss']:>11.5g}")
 
 
 def main(argv=None) -> None:

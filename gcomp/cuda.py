@@ -49,3 +49,8 @@ def max_memory_allocated(device=None) -> int:
 
 def empty_cache() -> None:
     """Nothing to do (gcomp.accelerator.empty_cache)."""
+
+
+from .cpu import _amp_module  # noqa: E402
+
+amp = _amp_module(__name__, "cuda", "float16")

@@ -178,6 +178,21 @@ def needs_input_grad(i: int) -> bool:
 
 def backprop(seeds, targets=None, producer=_producer, accumulate=None, retain=(), hooks=None,
              free=False):
+    """Reverse-mode accumulation from ``seeds``: :func:`_backprop`, with autocast off (each
+    backward op runs in the dtype its forward op ran in; Note [Autocast] in
+    frontend/autocast.py)."""
+    mode = dispatch.Mode
+    saved = mode.autocast
+    if saved is None:
+        return _backprop(seeds, targets, producer, accumulate, retain, hooks, free)
+    mode.autocast = None
+    try:
+        return _backprop(seeds, targets, producer, accumulate, retain, hooks, free)
+    finally:
+        mode.autocast = saved
+
+
+def _backprop(seeds, targets, producer, accumulate, retain, hooks, free):
     """Reverse-mode accumulation from ``seeds`` ({key: cotangent}) back through the nodes.
 
     Returns {key: cotangent} for each key in ``targets`` (every leaf reached when None, plus the

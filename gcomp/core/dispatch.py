@@ -36,6 +36,9 @@ class Mode:
     grad_enabled: bool = True
     stack: list = []  # interpreters; the eager one is at the bottom
     tensor_class: type = TensorBase  # set by the front end to its Tensor
+    # the dtype autocast runs low-precision ops in now, or None (Note [Autocast] in
+    # frontend/autocast.py); part of every compiled function's signature
+    autocast = None
     # (op, inputs, exception) -> a GcompError for tensors on different devices, or None; set by
     # the front end (Note [Devices and committed arrays] in frontend/device.py)
     device_error = None

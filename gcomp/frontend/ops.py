@@ -12,6 +12,7 @@ import numpy as np
 from ..core.dispatch import Mode, bind, user_error
 from ..ir import types as T
 from ..ir.errors import GcompError, ShapeError
+from .autocast import lower_precision
 from .tensor import Tensor, _dim
 
 Scalar = (bool, int, float)
@@ -645,8 +646,14 @@ def norm(x, p=2, dim=None, keepdim=False):
 
 
 # -- linear algebra --------------------------------------------------------------------------
+@lower_precision
 def matmul(a, b):
     """torch.matmul: 1-d vectors, 2-d matrices and broadcast batches of matrices."""
+    return _matmul(a, b)
+
+
+def _matmul(a, b):
+    """matmul without autocast: dot and mv stay float32 under autocast, as in torch."""
     from .shape_ops import reshape, unsqueeze
 
     a, b = as_tensor(a), as_tensor(b)
@@ -686,28 +693,30 @@ def _check_k(a, b, k1, k2):
                          f"({'x'.join(map(str, a.shape))} and {'x'.join(map(str, b.shape))})")
 
 
+@lower_precision
 def mm(a, b):
     if a.ndim != 2 or b.ndim != 2:
         raise user_error(GcompError, "mm: both arguments must be 2-D")
-    return matmul(a, b)
+    return _matmul(a, b)
 
 
+@lower_precision
 def bmm(a, b):
     if a.ndim != 3 or b.ndim != 3:
         raise user_error(GcompError, "bmm: both arguments must be 3-D")
     if a.shape[0] != b.shape[0]:
         raise user_error(GcompError, f"bmm: batch sizes differ ({a.shape[0]} and {b.shape[0]})")
-    return matmul(a, b)
+    return _matmul(a, b)
 
 
 def dot(a, b):
     if a.ndim != 1 or b.ndim != 1:
         raise user_error(GcompError, "1D tensors expected for dot")
-    return matmul(a, b)
+    return _matmul(a, b)
 
 
 def mv(a, b):
-    return matmul(a, b)
+    return _matmul(a, b)
 
 
 def outer(a, b):
@@ -716,6 +725,7 @@ def outer(a, b):
     return mul(unsqueeze(a, 1), unsqueeze(b, 0))
 
 
+@lower_precision
 def einsum(equation: str, *operands):
     """torch.einsum, lowered to transposes, broadcasts, reductions and one dot_general a pair."""
     from .einsum import einsum as _einsum

@@ -9,6 +9,8 @@ import math
 from ..core.dispatch import bind, user_error
 from ..frontend import ops as O
 from ..frontend import shape_ops as S
+from ..frontend.autocast import float32 as amp_float32
+from ..frontend.autocast import lower_precision
 from ..frontend.tensor import _dim
 from ..ir import types as T
 from ..ir.errors import GcompError
@@ -72,6 +74,7 @@ def _add_scaled(input, prod, beta, alpha):
     return O.add(O.mul(input, beta) if beta != 1 else input, prod)
 
 
+@lower_precision
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     return _add_scaled(input, O.mm(mat1, mat2), beta, alpha)
 
@@ -83,10 +86,12 @@ def addmv(input, mat, vec, *, beta=1, alpha=1):
     return _add_scaled(input, O.mv(mat, vec), beta, alpha)
 
 
+@lower_precision
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
     return _add_scaled(input, O.sum(O.bmm(batch1, batch2), 0), beta, alpha)
 
 
+@lower_precision
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     return _add_scaled(input, O.bmm(batch1, batch2), beta, alpha)
 
@@ -106,6 +111,7 @@ def chain_matmul(*matrices):
     return r
 
 
+@amp_float32
 def cdist(x1, x2, p=2.0, compute_mode=None):
     """Pairwise p-norm distances of the rows of x1 [..., P, M] and x2 [..., R, M]."""
     if x1.ndim < 2 or x2.ndim < 2:

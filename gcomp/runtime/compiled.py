@@ -63,10 +63,13 @@ def _pretty(d) -> str:
 def _diff(old, new, names) -> str:
     """The first difference between two signatures, in the user's words."""
     if old[-1] != new[-1]:
-        return (f"the default dtype changed from {old[-1]} to {new[-1]} "
-                "(gcomp.set_default_dtype)")
+        was, now = (str(d) if d is not None else "off" for d in (old[-1], new[-1]))
+        return f"autocast changed from {was} to {now} (gcomp.autocast)"
     if old[-2] != new[-2]:
-        return f"grad mode changed from {old[-2]} to {new[-2]}"
+        return (f"the default dtype changed from {old[-2]} to {new[-2]} "
+                "(gcomp.set_default_dtype)")
+    if old[-3] != new[-3]:
+        return f"grad mode changed from {old[-3]} to {new[-3]}"
     oa, na = old[0], new[0]
     if len(oa) != len(na):
         return f"number of arguments changed from {len(oa)} to {len(na)}"
@@ -117,8 +120,8 @@ class Entry:
         for t, rg in self.trace.captured_requires_grad:
             if t.requires_grad != rg:
                 return False
-        for m, training, _ in self.trace.modes:
-            if m.training != training:
+        for m, training, _, struct in self.trace.modes:
+            if m.training != training or m._struct != struct:
                 return False
         return all(t._grad is g for t, g in self.guards)
 
@@ -130,10 +133,13 @@ class Entry:
             if t.requires_grad != rg:
                 name = next((s for _, c, s in self.trace.captured if c is t), "a captured tensor")
                 return f"requires_grad of {name} changed from {rg} to {t.requires_grad}"
-        for m, training, name in self.trace.modes:
+        for m, training, name, struct in self.trace.modes:
             if m.training != training:
                 old, new = ("train()", "eval()") if training else ("eval()", "train()")
                 return f"module {name} ({type(m).__name__}) switched from {old} to {new}"
+            if m._struct != struct:
+                return (f"a parameter, buffer or submodule of module {name} "
+                        f"({type(m).__name__}) was added, replaced or removed")
         for t, g in self.guards:
             if t._grad is not g:
                 was = "None" if g is None else "a tensor"
@@ -184,7 +190,7 @@ class CompiledFunction:
     def _key(self, args, kwargs):
         return (tuple(_describe(a) for a in args),
                 tuple((k, _describe(v)) for k, v in sorted(kwargs.items())), Mode.grad_enabled,
-                T.DEFAULT_FLOAT)
+                T.DEFAULT_FLOAT, Mode.autocast)
 
     def __call__(self, *args, **kwargs):
         if len(Mode.stack) > 1 and isinstance(Mode.stack[-1], TraceInterpreter):
@@ -561,6 +567,7 @@ def _fast_key(args):
             return None
     parts.append(Mode.grad_enabled)
     parts.append(T.DEFAULT_FLOAT)
+    parts.append(Mode.autocast)
     return tuple(parts)
 
 

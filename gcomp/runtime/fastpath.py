@@ -61,7 +61,8 @@ def make(compiled, entry, args):
     params = ", ".join(f"a{i}" for i in range(n)) + ("," if n == 1 else "")
     body = [f"if len(args) != {n} or len(stack) > 1 or Mode.grad_enabled != "
             f"{bool(Mode.grad_enabled)} or types.DEFAULT_FLOAT is not "
-            f"{const(types.DEFAULT_FLOAT)}:", "    return MISS"]
+            f"{const(types.DEFAULT_FLOAT)} or Mode.autocast is not {const(Mode.autocast)}:",
+            "    return MISS"]
     if n:
         body.append(f"{params} = args")
     arrays = []
@@ -82,8 +83,10 @@ def make(compiled, entry, args):
         body += [f"if {const(st)}.data.shape != {const(t._type.shape)}:", "    return MISS"]
     for t, rg in tr.captured_requires_grad:
         body += [f"if {const(t)}.requires_grad != {bool(rg)}:", "    return MISS"]
-    for m, training, _ in tr.modes:
-        body += [f"if {const(m)}.training != {bool(training)}:", "    return MISS"]
+    for m, training, _, struct in tr.modes:
+        k = const(m)
+        body += [f"if {k}.training != {bool(training)} or {k}._struct != {struct}:",
+                 "    return MISS"]
     for t, grad in entry.guards:
         body += [f"if {const(t)}._grad is not {const(grad)}:", "    return MISS"]
     body.append("compiled._hits += 1")

@@ -15,6 +15,7 @@ import warnings
 import gcomp
 from gcomp import Tensor
 from gcomp.core import prims as P
+from gcomp.frontend.autocast import lower_precision
 
 from ._common import NNValueError, expand, full, scale
 
@@ -182,6 +183,7 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
     return P.mul(a, P.logistic(b))
 
 
+@lower_precision
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """x where x > 0, else weight * x; weight has one entry or one per channel (dim 1)."""
     if weight.numel() == 1:

@@ -15,6 +15,7 @@ import math
 import gcomp
 from gcomp import GcompError, Tensor
 from gcomp.core import prims as P
+from gcomp.frontend.autocast import lower_precision
 
 __all__ = ["scaled_dot_product_attention", "multi_head_attention_forward"]
 
@@ -64,6 +65,7 @@ def _softmax_dropout_matmul(scores, v, dropout_p, training=True):
     return out, weights
 
 
+@lower_precision
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
                                  is_causal=False, scale=None, enable_gqa=False) -> Tensor:
     """softmax(q k^T * scale + mask) v over the last two dims (torch's math definition).

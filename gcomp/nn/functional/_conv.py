@@ -11,6 +11,7 @@ from __future__ import annotations
 from gcomp import GcompError, Tensor
 from gcomp.core import prims as P
 from gcomp.core.dispatch import user_error
+from gcomp.frontend.autocast import lower_precision
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
            "conv_transpose3d"]
@@ -69,6 +70,7 @@ def same_padding(kernel, dilation) -> tuple:
     return tuple(pads)
 
 
+@lower_precision
 def _conv(x, weight, bias, stride, padding, dilation, groups, nsp, fn):
     x, squeeze = _batched(x, nsp, fn)
     _check_same_dtype(fn, x, weight, bias)
@@ -132,6 +134,7 @@ def transposed_kernel(weight: Tensor, groups: int) -> Tensor:
     return P.rev(w, dims=sp)
 
 
+@lower_precision
 def _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, dilation, nsp, fn):
     x, squeeze = _batched(x, nsp, fn)
     _check_same_dtype(fn, x, weight, bias)

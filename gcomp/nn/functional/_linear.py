@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gcomp import GcompError, Tensor
 from gcomp.core import prims as P
+from gcomp.frontend.autocast import lower_precision
 from gcomp.runtime.compiled import composite
 
 from ._common import expand
@@ -27,6 +28,7 @@ def _add_bias(out: Tensor, bias) -> Tensor:
     return out + bias  # unusual shapes: PyTorch's broadcasting rules
 
 
+@lower_precision
 def linear(input: Tensor, weight: Tensor, bias=None) -> Tensor:
     """y = x W^T + b, contracting x's last dim with W's dim 1."""
     _check_dtypes("linear", input, weight, bias)

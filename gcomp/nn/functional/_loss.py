@@ -18,6 +18,7 @@ import numpy as np
 import gcomp
 from gcomp import GcompError, Tensor
 from gcomp.core import prims as P
+from gcomp.frontend.autocast import float32 as amp_float32
 from gcomp.runtime.compiled import composite
 
 from ._activation import _softplus_neg, log_softmax
@@ -80,6 +81,7 @@ def _weighted(loss: Tensor, weight, reduction: str, mean_by_weight: bool) -> Ten
                  P.reduce_sum(weight.to(loss.dtype), axes=all_axes))
 
 
+@amp_float32
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     reduction = check_reduction(legacy_reduction(size_average, reduce, reduction))
     x, y = _pair(input, target, "mse_loss")
@@ -87,6 +89,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     return _weighted(P.mul(d, d), weight, reduction, True)
 
 
+@amp_float32
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     reduction = check_reduction(legacy_reduction(size_average, reduce, reduction))
     x, y = _pair(input, target, "l1_loss")
@@ -103,6 +106,7 @@ def _quadratic_below(x, y, limit: float, quad_scale: float, lin_scale: float):
     return P.select(P.lt(ad, full(d, limit)), quad, lin)
 
 
+@amp_float32
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     reduction = check_reduction(legacy_reduction(size_average, reduce, reduction))
     if beta < 0:
@@ -113,12 +117,14 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     return reduce_loss(_quadratic_below(x, y, beta, 1.0 / beta, 1.0), reduction)
 
 
+@amp_float32
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     check_reduction(reduction)
     x, y = _pair(input, target, "huber_loss")
     return _weighted(_quadratic_below(x, y, delta, 1.0, delta), weight, reduction, False)
 
 
+@amp_float32
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction="mean"):
     """-w (t log x + (1 - t) log(1 - x)), each log clamped at -100 as in PyTorch."""
@@ -145,6 +151,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return reduce_loss(loss, reduction)
 
 
+@amp_float32
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction="mean", pos_weight=None):
     """(1 - t) x + (1 + (pos_weight - 1) t) softplus(-x), stable for large |x|."""
@@ -166,6 +173,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     return reduce_loss(loss, reduction)
 
 
+@amp_float32
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
     """target (log target - input); 'batchmean' divides the sum by the batch size."""
     if reduction not in ("batchmean", "mean", "sum", "none"):
@@ -192,12 +200,14 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
 
 
 # -- class-index losses -------------------------------------------------------------------------
+@amp_float32
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
              reduction="mean"):
     reduction = check_reduction(legacy_reduction(size_average, reduce, reduction))
     return _nll(input, target, weight, ignore_index, reduction, 0.0)
 
 
+@amp_float32
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0):
     reduction = check_reduction(legacy_reduction(size_average, reduce, reduction))

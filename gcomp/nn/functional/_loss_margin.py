@@ -10,6 +10,7 @@ import math
 import gcomp
 from gcomp import GcompError, Tensor
 from gcomp.core.dispatch import user_error
+from gcomp.frontend.autocast import float32 as amp_float32
 
 from ._activation import _softplus_neg, logsigmoid
 from ._common import NNValueError, check_reduction, host_value, legacy_reduction, reduce_loss
@@ -30,6 +31,7 @@ def _relu(x: Tensor) -> Tensor:
     return gcomp.where(x >= 0, x, 0.0).to(x.dtype)
 
 
+@amp_float32
 def margin_ranking_loss(input1, input2, target, margin: float = 0.0, size_average=None,
                         reduce=None, reduction: str = "mean") -> Tensor:
     """max(0, -target * (input1 - input2) + margin)."""
@@ -41,6 +43,7 @@ def margin_ranking_loss(input1, input2, target, margin: float = 0.0, size_averag
     return reduce_loss(_relu(-target * (input1 - input2) + margin), reduction)
 
 
+@amp_float32
 def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: float = 2,
                         eps: float = 1e-6, swap: bool = False, size_average=None, reduce=None,
                         reduction: str = "mean") -> Tensor:
@@ -58,6 +61,7 @@ def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: floa
     return reduce_loss(_relu(margin + d_pos - d_neg), reduction)
 
 
+@amp_float32
 def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, reduce=None,
                          reduction: str = "mean") -> Tensor:
     """input where target is 1, max(0, margin - input) where target is -1 (torch adds both
@@ -69,6 +73,7 @@ def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, 
     return reduce_loss(margin_part + self_part, reduction)
 
 
+@amp_float32
 def soft_margin_loss(input, target, size_average=None, reduce=None,
                      reduction: str = "mean") -> Tensor:
     """log(1 + exp(-target * input)), computed stably."""
@@ -96,6 +101,7 @@ def _class_input(input, target, fn):
     return x, t
 
 
+@amp_float32
 def multilabel_margin_loss(input, target, size_average=None, reduce=None,
                            reduction: str = "mean") -> Tensor:
     """sum over target classes j and non-target classes i of max(0, 1 - (x[j] - x[i])) / C;
@@ -123,6 +129,7 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None,
     return reduce_loss(loss, reduction)
 
 
+@amp_float32
 def multi_margin_loss(input, target, p: int = 1, margin: float = 1.0, weight=None,
                       size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """sum over classes i != y of max(0, margin - x[y] + x[i])^p / C (times weight[y])."""
@@ -152,6 +159,7 @@ def multi_margin_loss(input, target, p: int = 1, margin: float = 1.0, weight=Non
     return reduce_loss(loss, reduction)
 
 
+@amp_float32
 def poisson_nll_loss(input, target, log_input: bool = True, full: bool = False,
                      size_average=None, eps: float = 1e-8, reduce=None,
                      reduction: str = "mean") -> Tensor:
@@ -192,6 +200,7 @@ def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6,
     return reduce_loss(loss, reduction)
 
 
+@amp_float32
 def cosine_embedding_loss(input1, input2, target, margin: float = 0.0, size_average=None,
                           reduce=None, reduction: str = "mean") -> Tensor:
     """1 - cos(x1, x2) where target is 1, max(0, cos(x1, x2) - margin) where it is -1."""

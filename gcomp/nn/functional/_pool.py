@@ -16,6 +16,7 @@ import gcomp
 from gcomp import GcompError
 from gcomp.core import prims as P
 from gcomp.core.dispatch import user_error
+from gcomp.frontend.autocast import float32 as amp_float32
 
 from ._conv import _tuple
 
@@ -230,6 +231,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                      divisor_override, "avg_pool2d")
 
 
+@amp_float32
 def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
     return _avg_pool(input, 3, kernel_size, stride, padding, ceil_mode, count_include_pad,

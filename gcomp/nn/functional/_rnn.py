@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gcomp
 from gcomp.core import prims as P
+from gcomp.frontend.autocast import lower_precision_for
 
 from ._common import tracing
 
@@ -198,6 +199,13 @@ def _layers(mode, layers, directions, dropout, x, h0, c0, *weights, running=None
     return x, hs, cs
 
 
+# torch 2.13's CPU autocast runs the RNN and LSTM layers and RNNCell in low precision, and the GRU
+# layers, LSTMCell and GRUCell in float32 (Note [Autocast] in frontend/autocast.py)
+AUTOCAST_LOW = frozenset({"RNN_TANH", "RNN_RELU", "LSTM"})
+AUTOCAST_LOW_CELLS = frozenset({"RNN_TANH", "RNN_RELU"})
+
+
+@lower_precision_for(AUTOCAST_LOW)
 def run_layers(mode, x, h0, c0, weights, layers, directions, dropout=0.0):
     """The recurrence of nn.RNN, nn.LSTM and nn.GRU (see `_layers`); eagerly one compiled call
     (Note [Compiled layers in eager mode])."""

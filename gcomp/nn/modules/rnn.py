@@ -12,6 +12,7 @@ import numpy as np
 
 import gcomp
 from gcomp import GcompError
+from gcomp.frontend.autocast import cast_inputs, lower_precision_for
 
 from ..functional import _rnn as R
 from ..parameter import Parameter
@@ -224,6 +225,7 @@ class RNNBase(Module):
 # whole recurrence is one compiled call, as for padded input (Note [Compiled layers in eager
 # mode] in nn/functional/_rnn.py), whose cache key is the shapes, so equal shapes with other
 # lengths reuse it.
+@lower_precision_for(R.AUTOCAST_LOW)
 def _packed_layers(mode, layers, directions, dropout, data, positions, packed_rows, running, h0,
                    c0, *weights):
     """Every layer and direction over packed ``data`` (rows, features): ``positions`` (steps *
@@ -331,11 +333,14 @@ class RNNCellBase(Module):
                                  f"{input.ndim}D input, got {s.ndim}D instead")
             states[k] = s if batched else s.unsqueeze(0)
         h, c = states
-        bias, extra = R.fold_biases(mode, self.hidden_size, self.bias_ih, self.bias_hh)
-        x_proj = R.mm_t(x, self.weight_ih)
+        w_ih, w_hh, b_ih, b_hh = self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+        if mode in R.AUTOCAST_LOW_CELLS:
+            x, h, w_ih, w_hh, b_ih, b_hh = cast_inputs(x, h, w_ih, w_hh, b_ih, b_hh)
+        bias, extra = R.fold_biases(mode, self.hidden_size, b_ih, b_hh)
+        x_proj = R.mm_t(x, w_ih)
         if bias is not None:
             x_proj = x_proj + bias
-        h, c = R.stepper(mode, R.cell_weights(mode, self.weight_hh, extra))(x_proj, h, c)
+        h, c = R.stepper(mode, R.cell_weights(mode, w_hh, extra))(x_proj, h, c)
         if not batched:
             h = h.squeeze(0)
             c = c.squeeze(0) if c is not None else None

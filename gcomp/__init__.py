@@ -112,7 +112,7 @@ from .frontend.runtime_config import (get_float32_matmul_precision,  # noqa: E40
                                       set_num_threads)
 from .frontend.legacy import LEGACY as _LEGACY  # noqa: E402
 from .frontend.random_ops import multinomial, normal, randperm  # noqa: E402, F401
-from . import cpu  # noqa: E402, F401
+from . import amp, cpu, special  # noqa: E402, F401
 from .frontend.autocast import (autocast, clear_autocast_cache,  # noqa: E402, F401
                                 get_autocast_cpu_dtype, get_autocast_dtype,
                                 get_autocast_gpu_dtype, is_autocast_cache_enabled,

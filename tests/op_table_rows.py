@@ -352,6 +352,34 @@ ROWS: list[Row] = [
     R("polygamma", uniform(S, 0.5, 5.0), id="polygamma_n3", attrs={"n": 3},
       ref=lambda x: scipy.special.polygamma(3, x), torch_fn=lambda x: torch.polygamma(3, x),
       rtol=1e-10),
+    # torch.special's primitives (gcomp/special.py); igamma, igammac and zeta are
+    # differentiable in their second operand only, as in torch
+    R("erfcx", uniform(S, -2.0, 5.0), ref=scipy.special.erfcx, torch_fn=torch.special.erfcx),
+    R("ndtri", uniform(S, 0.02, 0.98), ref=scipy.special.ndtri, torch_fn=torch.special.ndtri),
+    R("bessel_i0e", away(S, 0.2, 4.0), ref=scipy.special.i0e, torch_fn=torch.special.i0e),
+    R("bessel_i1e", away(S, 0.2, 4.0), ref=scipy.special.i1e, torch_fn=torch.special.i1e),
+    R("igamma", uniform(S, 0.5, 3.0), uniform(S, 0.2, 4.0), wrt=(1,),
+      ref=scipy.special.gammainc, torch_fn=torch.special.gammainc),
+    R("igammac", uniform(S, 0.5, 3.0), uniform(S, 0.2, 4.0), wrt=(1,),
+      ref=scipy.special.gammaincc, torch_fn=torch.special.gammaincc),
+    R("zeta", uniform(S, 1.5, 4.0), uniform(S, 0.5, 3.0), wrt=(1,), ref=scipy.special.zeta,
+      torch_fn=torch.special.zeta),
+    # Bessel functions and Airy's Ai, without gradients (torch's Cephes code: torch is the
+    # reference, to the last bits)
+    R("bessel_j0", uniform(S, -12.0, 12.0), torch_fn=torch.special.bessel_j0),
+    R("bessel_j1", uniform(S, -12.0, 12.0), torch_fn=torch.special.bessel_j1),
+    R("bessel_y0", uniform(S, 0.1, 12.0), torch_fn=torch.special.bessel_y0),
+    R("bessel_y1", uniform(S, 0.1, 12.0), torch_fn=torch.special.bessel_y1),
+    R("bessel_k0", uniform(S, 0.1, 5.0), torch_fn=torch.special.modified_bessel_k0),
+    R("bessel_k1", uniform(S, 0.1, 5.0), torch_fn=torch.special.modified_bessel_k1),
+    R("bessel_k0e", uniform(S, 0.1, 5.0), torch_fn=torch.special.scaled_modified_bessel_k0),
+    R("bessel_k1e", uniform(S, 0.1, 5.0), torch_fn=torch.special.scaled_modified_bessel_k1),
+    R("airy_ai", uniform(S, -6.0, 6.0), torch_fn=torch.special.airy_ai, rtol=1e-11),
+    R("orthogonal_polynomial", uniform(S, -1.5, 1.5), ints(S, -1, 12, dtype=np.float64),
+      attrs={"kind": "chebyshev_t"}, torch_fn=torch.special.chebyshev_polynomial_t),
+    R("orthogonal_polynomial", uniform(S, -1.5, 1.5), ints(S, -1, 12, dtype=np.float64),
+      id="orthogonal_polynomial_hermite_he", attrs={"kind": "hermite_he"},
+      torch_fn=torch.special.hermite_polynomial_he),
     # (end of the elementwise math API rows)
     # -- elementwise, binary -------------------------------------------------------------------
     R("add", uniform(), uniform(), torch_fn=torch.add),

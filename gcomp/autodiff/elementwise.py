@@ -6,7 +6,8 @@ import math
 
 from ..core import prims as P
 from ..core.autograd import needs_input_grad
-from ..core.dispatch import EagerInterpreter, Mode
+from ..core.dispatch import EagerInterpreter, Mode, user_error
+from ..ir.errors import GcompError
 from . import defvjp
 
 
@@ -56,6 +57,63 @@ unary("erfc")(lambda g, x, y: P.mul(g, P.mul(_c(x, -2.0 / math.sqrt(math.pi)),
                                              P.exp(P.neg(P.mul(x, x))))))
 unary("lgamma")(lambda g, x, y: P.mul(g, P.digamma(x)))
 unary("digamma")(lambda g, x, y: P.mul(g, P.polygamma(x, n=1)))
+
+
+# torch.special's primitives (derivatives.yaml)
+unary("erfcx")(lambda g, x, y: P.mul(g, P.sub(P.mul(P.mul(x, y), _c(x, 2.0)),
+                                              _c(x, 2.0 / math.sqrt(math.pi)))))
+unary("ndtri")(lambda g, x, y: P.mul(g, P.mul(_c(y, math.sqrt(2.0 * math.pi)),
+                                              P.exp(P.mul(P.mul(y, y), _c(y, 0.5))))))
+unary("bessel_i0e")(lambda g, x, y: P.mul(g, P.sub(P.bessel_i1e(x), P.mul(P.sign(x), y))))
+
+
+_EPS = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7, "float32": 2.0 ** -23, "float64": 2.0 ** -52}
+
+
+@defvjp("bessel_i1e")
+def _bessel_i1e(cts, inputs, outputs):
+    """torch's i1e_backward: i0e(x) - i1e(x) (sgn(x) + 1/x), and 0.5 where |x| <= eps (the
+    formula's 0/0)."""
+    (g,), (x,), (y,) = cts, inputs, outputs
+    eps = _c(x, _EPS[x._type.dtype.name])
+    big = P.gt(P.abs(x), eps)
+    safe = P.select(big, x, eps)
+    dx = P.sub(P.bessel_i0e(safe), P.mul(y, P.add(P.sign(safe), P.div(_c(x, 1.0), safe))))
+    return [P.mul(g, P.select(big, dx, _c(x, 0.5)))]
+
+
+def _no_derivative(what: str):
+    """The cotangent of an operand torch does not differentiate ("not implemented" in its
+    derivatives.yaml). Eagerly, a backward that needs it raises torch's error. In a trace every
+    float operand is given a cotangent and DCE drops those nobody uses, so the rule gives None
+    there; gcomp.special refuses such an operand that requires grad while tracing instead."""
+    if needs_input_grad(0) and isinstance(Mode.stack[-1], EagerInterpreter):
+        raise user_error(GcompError, f"the derivative for '{what}' is not implemented (as in "
+                         "torch); detach that operand")
+    return None
+
+
+@defvjp("igamma")
+def _igamma(cts, inputs, outputs):
+    (g,), (a, x) = cts, inputs
+    return [_no_derivative("igamma: input"), P.mul(g, _igamma_density(a, x))]
+
+
+@defvjp("igammac")
+def _igammac(cts, inputs, outputs):
+    (g,), (a, x) = cts, inputs
+    return [_no_derivative("igammac: input"), P.neg(P.mul(g, _igamma_density(a, x)))]
+
+
+def _igamma_density(a, x):
+    """d/dx igamma(a, x) = exp((a - 1) log x - x - lgamma(a)), as torch writes it."""
+    return P.exp(P.sub(P.sub(P.mul(P.sub(a, _c(a, 1.0)), P.log(x)), x), P.lgamma(a)))
+
+
+@defvjp("zeta")
+def _zeta(cts, inputs, outputs):
+    (g,), (s, q) = cts, inputs
+    return [_no_derivative("zeta"), P.mul(g, P.neg(P.mul(s, P.zeta(P.add(s, _c(s, 1.0)), q))))]
 
 
 @defvjp("polygamma")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 from jax import lax
 from jax import numpy as jnp
+from jax.scipy import special as jsp
 
-from . import lowers, to_jax_dtype
+from . import cephes, lowers, polynomials, to_jax_dtype
 
 _UNARY = {
     "neg": lax.neg, "abs": lax.abs, "exp": lax.exp, "expm1": lax.expm1,
@@ -17,7 +18,12 @@ _UNARY = {
     "stop_gradient": lambda x: x,
     "asin": lax.asin, "acos": lax.acos, "atan": lax.atan, "sinh": lax.sinh, "cosh": lax.cosh,
     "asinh": lax.asinh, "acosh": lax.acosh, "atanh": lax.atanh, "erfc": lax.erfc,
-    "lgamma": lax.lgamma,
+    "lgamma": lax.lgamma, "bessel_i0e": lax.bessel_i0e, "bessel_i1e": lax.bessel_i1e,
+    "erfcx": jsp.erfcx, "ndtri": jsp.ndtri,
+    # torch's Cephes approximations, which lax lacks (cephes.py)
+    "bessel_j0": cephes.bessel_j0, "bessel_j1": cephes.bessel_j1, "bessel_y0": cephes.bessel_y0,
+    "bessel_y1": cephes.bessel_y1, "bessel_k0": cephes.bessel_k0, "bessel_k1": cephes.bessel_k1,
+    "bessel_k0e": cephes.bessel_k0e, "bessel_k1e": cephes.bessel_k1e, "airy_ai": cephes.airy_ai,
 }
 _BINARY = {
     "add": lax.add, "sub": lax.sub, "mul": lax.mul, "maximum": lax.max, "minimum": lax.min,
@@ -53,9 +59,58 @@ def _digamma(x):
 
 @lowers("polygamma")
 def _polygamma(x, n):
-    # polygamma(n, +inf) is 0 for n >= 1, as torch (lax gives nan)
+    # trigamma(+inf) is 0, as torch (lax gives nan); for n >= 2 torch gives nan there too
     out = lax.polygamma(lax.full_like(x, n), x)
+    if n != 1:
+        return out
     return lax.select(lax.eq(x, lax.full_like(x, np.inf)), lax.full_like(x, 0), out)
+
+
+# The incomplete gamma functions and Hurwitz's zeta take torch's values (its Cephes code) at the
+# edges of their domains, where lax's differ (mostly NaN), in torch's order of the cases.
+@lowers("igamma")
+def _igamma(a, x):
+    return _incomplete_gamma(a, x, lax.igamma, lower=True)
+
+
+@lowers("igammac")
+def _igammac(a, x):
+    return _incomplete_gamma(a, x, lax.igammac, lower=False)
+
+
+def _incomplete_gamma(a, x, f, lower):
+    # lax's series loses accuracy in float32 as a grows (5e-6 near a = 10, 1e-3 near a = 1000,
+    # where torch's asymptotic expansion keeps 1e-7): narrower floats are computed in float64
+    if a.dtype != np.float64:
+        wide = lax.convert_element_type
+        out = wide(f(wide(a, np.float64), wide(x, np.float64)), a.dtype)
+    else:
+        out = f(a, x)
+    lo, hi = (0.0, 1.0) if lower else (1.0, 0.0)  # the values at x = 0 and at x = inf
+    nan, zero, inf = lax.full_like(a, np.nan), lax.full_like(a, 0), lax.full_like(a, np.inf)
+    out = lax.select(lax.eq(x, inf), lax.full_like(a, hi), out)
+    out = lax.select(lax.eq(a, inf), lax.select(lax.eq(x, inf), nan, lax.full_like(a, lo)), out)
+    out = lax.select(lax.eq(x, zero), lax.full_like(a, lo), out)
+    out = lax.select(lax.eq(a, zero), lax.select(lax.gt(x, zero), lax.full_like(a, hi), nan), out)
+    return lax.select(lax.bitwise_or(lax.lt(x, zero), lax.lt(a, zero)), nan, out)
+
+
+@lowers("zeta")
+def _zeta(s, q):
+    # torch: s = 1 is inf, s < 1 NaN, q a non-positive integer inf (a pole); and its series at
+    # s = inf gives 1 for q = 1, NaN for q > 1 and inf below (lax: NaN for the last two)
+    out = lax.zeta(s, q)
+    zero, one, inf = lax.full_like(s, 0), lax.full_like(s, 1), lax.full_like(s, np.inf)
+    nan = lax.full_like(s, np.nan)
+    at_inf = lax.select(lax.eq(q, one), one, lax.select(lax.lt(q, one), inf, nan))
+    out = lax.select(lax.eq(s, inf), at_inf, out)
+    pole = lax.bitwise_and(lax.le(q, zero), lax.eq(q, lax.floor(q)))
+    out = lax.select(pole, inf, out)
+    out = lax.select(lax.lt(s, one), nan, out)
+    return lax.select(lax.eq(s, one), inf, out)
+
+
+lowers("orthogonal_polynomial")(polynomials.orthogonal_polynomial)
 
 
 @lowers("round")

@@ -7,17 +7,25 @@ from ..errors import ShapeError
 from ..types import TensorType, bool_
 from . import declare, same_dtype, same_shape
 
+# torch.special's Bessel functions of the first and second kind (j, y), the modified ones of the
+# second kind (k; k0e, k1e: times exp(x)) and Airy's Ai: without a gradient, as in torch
+BESSEL = ("bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1", "bessel_k0", "bessel_k1",
+          "bessel_k0e", "bessel_k1e", "airy_ai")
 FLOAT_UNARY = ("exp", "expm1", "log", "log1p", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh",
                "logistic", "erf", "erf_inv", "floor", "ceil", "round", "asin", "acos", "atan",
-               "sinh", "cosh", "asinh", "acosh", "atanh", "erfc", "lgamma", "digamma")
+               "sinh", "cosh", "asinh", "acosh", "atanh", "erfc", "lgamma", "digamma",
+               "erfcx", "ndtri", "bessel_i0e", "bessel_i1e", *BESSEL)
 ANY_UNARY = ("neg", "abs", "sign", "stop_gradient")
 ARITH_BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder",
                 "floor_divide", "atan2")
+# igamma(a, x) and igammac(a, x): the regularized lower and upper incomplete gamma functions;
+# zeta(s, q): Hurwitz's zeta function. Differentiable in their second operand only, as in torch.
+FLOAT_BINARY = ("igamma", "igammac", "zeta")
 COMPARE = ("eq", "ne", "lt", "le", "gt", "ge")
 LOGICAL = ("logical_and", "logical_or", "logical_xor")
 BITWISE = ("bitwise_and", "bitwise_or", "bitwise_xor")
 NON_DIFFERENTIABLE = {"sign", "floor", "ceil", "round", "floor_divide", *COMPARE, *LOGICAL,
-                      *BITWISE, "logical_not", "bitwise_not", "iota", "full", "constant"}
+                      *BITWISE, *BESSEL, "logical_not", "bitwise_not", "iota", "full", "constant"}
 
 
 def _float_unary(name):
@@ -50,6 +58,17 @@ def _arith_binary(name):
         dtype = same_dtype(name, types)
         if dtype == bool_:
             raise ShapeError(f"{name} is not defined on bool operands; cast them first")
+        return [TensorType(same_shape(name, types), dtype)]
+
+    return rule
+
+
+def _float_binary(name):
+    def rule(types):
+        dtype = same_dtype(name, types)
+        if not dtype.is_floating_point:
+            raise ShapeError(f"{name} needs floating-point operands, got {types[0]}; cast them "
+                             "first")
         return [TensorType(same_shape(name, types), dtype)]
 
     return rule
@@ -89,6 +108,8 @@ for _n in ANY_UNARY:
         _signed_unary(_n) if _n in ("neg", "abs") else _any_unary)
 for _n in ARITH_BINARY:
     declare(_n, "elementwise", 2, differentiable=_n not in NON_DIFFERENTIABLE)(_arith_binary(_n))
+for _n in FLOAT_BINARY:
+    declare(_n, "elementwise", 2)(_float_binary(_n))
 for _n in COMPARE:
     declare(_n, "elementwise", 2, differentiable=False)(_compare(_n))
 for _n in LOGICAL:
@@ -118,6 +139,22 @@ def _polygamma(types, n):
     if n < 1:
         raise ShapeError(f"polygamma: n must be at least 1 (use digamma for n = 0), got {n}")
     return _float_unary("polygamma")(types)
+
+
+# torch.special's classical orthogonal polynomials (no gradient, as in torch)
+POLYNOMIALS = ("chebyshev_t", "chebyshev_u", "chebyshev_v", "chebyshev_w", "shifted_chebyshev_t",
+               "shifted_chebyshev_u", "shifted_chebyshev_v", "shifted_chebyshev_w", "hermite_h",
+               "hermite_he", "laguerre_l", "legendre_p")
+
+
+@declare("orthogonal_polynomial", "elementwise", 2, {"kind": "str"}, differentiable=False)
+def _orthogonal_polynomial(types, kind):
+    """orthogonal_polynomial(x, n): the polynomial ``kind`` of degree n (truncated to an integer)
+    at x, elementwise."""
+    if kind not in POLYNOMIALS:
+        raise ShapeError(f"orthogonal_polynomial: unknown kind {kind!r} (kinds: "
+                         f"{', '.join(POLYNOMIALS)})")
+    return _float_binary("orthogonal_polynomial")(types)
 
 
 @declare("select", "elementwise", 3)

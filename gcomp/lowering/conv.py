@@ -47,7 +47,7 @@ import numpy as np
 from jax import lax
 
 from . import lowers
-from .linalg import result_dtype
+from .linalg import accumulation
 
 
 def _dimension_numbers(x, w):
@@ -194,10 +194,13 @@ def im2col_supported(x_shape, w_shape, stride, padding, lhs_dilation, rhs_dilati
 @lowers("convolution")
 def _convolution(x, w, stride, padding, lhs_dilation, rhs_dilation, groups, batch_groups,
                  algorithm="xla", accumulate=""):
-    acc = result_dtype(x, accumulate)  # Note [Accumulation dtype] in ir/ops/linalg.py
+    # Note [Accumulation dtype] in ir/ops/linalg.py; Note [Narrow contractions on CPU]
+    acc, dtype = accumulation(x, accumulate)
     args = (stride, padding, lhs_dilation, rhs_dilation, groups, batch_groups)
     if algorithm != "xla" and im2col_supported(x.shape, w.shape, *args):
         out = tuple(_out_size(n, k, s, lo, hi, ld, rd) for n, k, s, (lo, hi), ld, rd in zip(
             x.shape[2:], w.shape[2:], stride, padding, lhs_dilation, rhs_dilation))
-        return (_im2col if algorithm == "im2col" else _kn2row)(x, w, *args, acc, out)
-    return _xla(x, w, *args, acc)
+        r = (_im2col if algorithm == "im2col" else _kn2row)(x, w, *args, acc, out)
+    else:
+        r = _xla(x, w, *args, acc)
+    return r if r.dtype == dtype else r.astype(dtype)

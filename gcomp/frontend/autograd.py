@@ -345,7 +345,18 @@ class Function:
             if len(grads) != len(args):
                 raise GcompError(f"{cls.__name__}.backward returned {len(grads)} gradients, "
                                  f"forward took {len(args)} arguments")
-            return [grads[i] for i in positions]
+            res = []
+            for i, t in zip(positions, inputs):
+                g = grads[i]
+                if isinstance(g, Tensor) and t.dtype.is_floating_point:
+                    if g.shape != t.shape:
+                        raise user_error(GcompError, f"{cls.__name__}.backward returned an "
+                                         f"invalid gradient for argument {i}: got "
+                                         f"{list(g.shape)}, expected shape {list(t.shape)}")
+                    if g.dtype != t.dtype:  # as torch's engine: the input's dtype (autocast)
+                        g = g.to(t.dtype)
+                res.append(g)
+            return res
 
         node = core_ag.TapeNode(f"{cls.__name__}", {}, [t._snapshot() for t in tensor_args], None,
                                 [t._edge() for t in tensor_args], None, custom=vjp,
